@@ -1,0 +1,167 @@
+"""Benchmarks that print figures: prompt adherence, VAE fidelity, speed and memory.
+
+Targets live here, not in tests: a slow machine makes a benchmark report a slow figure, never
+a red test.
+
+    python -m sdlab.bench            # the tiny engine on this machine: a table
+    python -m sdlab.bench --json     # the same figures as one JSON object
+    python -m sdlab.bench --gpu      # SD v1.5's architecture on a CUDA GPU (see sdlab.gpubench)
+
+Prompt adherence is read by the shapes world's judge (pixels only, no model) over (prompt,
+seed) pairs that training never drew: every one of the 180 single-object descriptions in its
+canonical wording ("a large red circle on the left") with fresh seeds, at guidance 1.0 (no
+classifier-free guidance) and at the engine's default guidance.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import resource
+import statistics
+import sys
+import time
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from . import shapes
+from .engines import TINY_GUIDANCE, generate, load_pipeline
+
+BENCH_SEED = 20_000  # noise seeds from here up; training never seeds its noise with these
+
+
+def adherence(pipe, things: Sequence[Sequence[shapes.Thing]], prompts: Sequence[str], seeds: Sequence[int],
+              guidance_scale: float, steps: int = 25, batch_size: int = 45) -> dict[str, float]:
+    """Fraction of generated images whose attributes the judge reads as the prompt asked.
+
+    Args:
+        things: per prompt, the objects it asks for.
+        prompts: one prompt per entry of `things`.
+        seeds: one noise seed per prompt (each batch uses its first prompt's seed).
+    """
+    hits = {a: 0 for a in shapes.ATTRIBUTES}
+    hits["all"] = 0
+    for i in range(0, len(prompts), batch_size):
+        images = generate(pipe, list(prompts[i:i + batch_size]), seed=int(seeds[i]), guidance_scale=guidance_scale,
+                          num_inference_steps=steps, output_type="np").images
+        for want, image in zip(things[i:i + batch_size], images):
+            ok = shapes.match(want, shapes.judge((image * 255).round().astype(np.uint8)))
+            for a, v in ok.items():
+                hits[a] += v
+            hits["all"] += all(ok.values())
+    return {a: v / len(prompts) for a, v in hits.items()}
+
+
+def single_object_set(repeats: int = 2) -> tuple[list[tuple[shapes.Thing]], list[str], list[int]]:
+    """All 180 single-object prompts, `repeats` seeds each (360 pairs by default)."""
+    things = [(t,) for _ in range(repeats) for t in shapes.all_things()]
+    seeds = [BENCH_SEED + i for i in range(len(things))]
+    return things, [t[0].prompt() for t in things], seeds
+
+
+def two_object_set(n: int = 180, seed: int = 4242) -> tuple[list[tuple[shapes.Thing, ...]], list[str], list[int]]:
+    """`n` two-object prompts with positions ("a red circle on the left and a blue square on the right")."""
+    rng = np.random.default_rng(seed)
+    things, prompts = [], []
+    while len(things) < n:
+        pos1, pos2 = shapes.TWO_OBJECT_LAYOUTS[rng.integers(len(shapes.TWO_OBJECT_LAYOUTS))]
+        a, b = shapes.random_thing(rng, pos1), shapes.random_thing(rng, pos2)
+        if (a.colour, a.shape) == (b.colour, b.shape):
+            continue
+        things.append((a, b))
+        prompts.append(f"{a.prompt()} and {b.prompt()}")
+    return things, prompts, [BENCH_SEED + 10_000 + i for i in range(n)]
+
+
+@torch.no_grad()
+def vae_psnr(pipe, n: int = 256, seed: int = 2026) -> float:
+    """Mean PSNR (dB, images in [0, 1]) of encode -> decode on fresh scenes (a fifth with two objects)."""
+    images, _ = shapes.batch(shapes.sample(n, seed=seed, p_two=0.2))
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(pipe.device, pipe.vae.dtype)
+    psnrs = []
+    for i in range(0, n, 64):
+        latents = pipe.vae.encode(x[i:i + 64]).latent_dist.mean
+        recon = pipe.vae.decode(latents).sample.clamp(-1, 1)
+        mse = ((recon - x[i:i + 64]) / 2).float().pow(2).mean(dim=(1, 2, 3))
+        psnrs += (10 * torch.log10(1 / mse.clamp_min(1e-10))).tolist()
+    return float(np.mean(psnrs))
+
+
+def seconds_per_call(pipe, batch: int, steps: int = 25, repeats: int = 5) -> float:
+    """Median wall time of one `generate` call making `batch` images (after one warm-up call)."""
+    prompts = ["a large red circle on the left"] * batch
+    generate(pipe, prompts, num_inference_steps=steps, output_type="np")
+    times = []
+    for r in range(repeats):
+        t = time.perf_counter()
+        generate(pipe, prompts, seed=r, num_inference_steps=steps, output_type="np")
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**20 if sys.platform == "darwin" else 2**10)
+
+
+def run_tiny(quick: bool = False) -> dict:
+    pipe = load_pipeline("tiny")
+    result: dict = {"engine": "tiny", "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine()}
+    repeats = 1 if quick else 2
+    things, prompts, seeds = single_object_set(repeats)
+    if quick:
+        things, prompts, seeds = things[::4], prompts[::4], seeds[::4]
+    result["single_object_pairs"] = len(prompts)
+    result["adherence_guidance_1"] = adherence(pipe, things, prompts, seeds, 1.0)
+    result["default_guidance"] = TINY_GUIDANCE
+    result["adherence_default_guidance"] = adherence(pipe, things, prompts, seeds, TINY_GUIDANCE)
+    things2, prompts2, seeds2 = two_object_set(45 if quick else 180)
+    result["two_object_pairs"] = len(prompts2)
+    result["two_object_adherence_default_guidance"] = adherence(pipe, things2, prompts2, seeds2, TINY_GUIDANCE)
+    result["vae_psnr_db"] = vae_psnr(pipe, 64 if quick else 256)
+    result["seconds_one_image_25_steps"] = seconds_per_call(pipe, 1, repeats=3 if quick else 7)
+    result["seconds_batch_16_25_steps"] = seconds_per_call(pipe, 16, repeats=1 if quick else 3)
+    result["peak_memory_mb"] = peak_memory_mb()
+    return result
+
+
+def format_table(r: dict) -> str:
+    def pct(d):
+        return "  ".join(f"{k} {100 * v:5.1f}%" for k, v in d.items())
+
+    lines = [
+        f"engine {r['engine']} on {r['cpu']} ({r['torch_threads']} torch threads)",
+        f"single-object adherence, {r['single_object_pairs']} (prompt, seed) pairs never drawn in training:",
+        f"  guidance 1.0        {pct(r['adherence_guidance_1'])}",
+        f"  guidance {r['default_guidance']:<4} (default) {pct(r['adherence_default_guidance'])}",
+        f"two-object adherence, {r['two_object_pairs']} pairs, guidance {r['default_guidance']}:",
+        f"  {pct(r['two_object_adherence_default_guidance'])}",
+        f"VAE reconstruction PSNR      {r['vae_psnr_db']:.1f} dB",
+        f"one 64x64 image, 25 steps    {r['seconds_one_image_25_steps']:.3f} s",
+        f"batch of 16, 25 steps        {r['seconds_batch_16_25_steps']:.3f} s",
+        f"peak memory (process RSS)    {r['peak_memory_mb']:.0f} MB",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m sdlab.bench", description="Benchmark the tiny engine (or SD v1.5 on a GPU).")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--quick", action="store_true", help="fewer samples: a smoke test of the benchmark itself")
+    parser.add_argument("--gpu", action="store_true", help="SD v1.5's architecture on a CUDA GPU (fp16, 512x512)")
+    args = parser.parse_args(argv)
+    if args.gpu:
+        from . import gpubench
+
+        gpubench.main(json_output=args.json, quick=args.quick)
+        return
+    result = run_tiny(quick=args.quick)
+    print(json.dumps(result, indent=None) if args.json else format_table(result))
+
+
+if __name__ == "__main__":
+    main()

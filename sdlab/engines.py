@@ -1,0 +1,324 @@
+"""Engines: one call returns a standard `diffusers.StableDiffusionPipeline`, wherever you are.
+
+| engine  | what                                                    | runs on                      |
+|---------|---------------------------------------------------------|------------------------------|
+| "tiny"  | the model this project trained on the shapes world      | any CPU, offline             |
+| "sd15"  | Stable Diffusion v1.5 from the Hugging Face Hub         | a CUDA GPU (fp16)            |
+| "auto"  | "sd15" on a CUDA GPU whose weights are cached or        | everywhere; says which       |
+|         | reachable, else "tiny"                                  | it chose and why             |
+
+Any Hub id ("org/name") or local folder holding a saved SD-style pipeline works as well.
+Because every engine is the same pipeline class, a notebook written once shows real Stable
+Diffusion on Colab and the tiny model in a classroom or in CI.
+
+`generate` is the friendly front door to a pipeline call: it checks the arguments, seeds a fresh
+CPU `torch.Generator` (so CPU and GPU start from the same noise), and turns out-of-memory and
+safety-checker events into messages that say what to do.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from diffusers import StableDiffusionPipeline
+
+from .errors import (DeviceNotAvailableError, InvalidInputError, OutOfMemoryError, SafetyCheckerWarning,
+                     SdlabWarning, UnknownEngineError, WeightsNotFoundError)
+from .tiny import TINY_DIR
+
+SD15_MODEL_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # runwayml/stable-diffusion-v1-5 was deleted
+ENGINES = {
+    "tiny": "the bundled tiny model trained on the shapes world (CPU, offline)",
+    "sd15": f"Stable Diffusion v1.5 ({SD15_MODEL_ID}) from the Hugging Face Hub (CUDA GPU, fp16)",
+    "auto": "sd15 on a CUDA GPU when its weights are cached or reachable, otherwise tiny",
+}
+MAX_SIDE_FACTOR = 2  # the largest height/width a pipeline accepts, as a multiple of its native size
+
+
+# --------------------------------------------------------------------------- device and dtype
+
+def choose_device(device: str | torch.device | None = None) -> torch.device:
+    """CUDA, then Apple's MPS, then the CPU; or check that the device asked for exists.
+
+    Args:
+        device: None to choose, or "cuda", "cuda:1", "mps", "cpu".
+    """
+    if device is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceNotAvailableError(
+            "You asked for a CUDA GPU, but torch sees none on this machine.\n"
+            "  - On Colab: Runtime > Change runtime type > a GPU (T4 is enough), then run again.\n"
+            "  - Here: call load_pipeline('tiny') (or device=None to choose), which runs on the CPU.")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise DeviceNotAvailableError(
+            "You asked for Apple's MPS device, which this machine or torch build does not offer. "
+            "Use device=None to choose automatically, or device='cpu'.")
+    return device
+
+
+def choose_dtype(device: torch.device, dtype: torch.dtype | None = None) -> torch.dtype:
+    """fp16 on CUDA, fp32 on MPS and the CPU; fp16 asked for on a CPU is switched to fp32, saying so.
+
+    Half-precision kernels such as LayerNorm do not exist on the CPU, so fp16 there would fail
+    deep inside torch with "LayerNormKernelImpl not implemented for 'Half'".
+    """
+    if dtype is None:
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if not isinstance(dtype, torch.dtype):
+        raise InvalidInputError(f"dtype must be a torch.dtype such as torch.float16, got {dtype!r}")
+    if dtype == torch.float16 and device.type == "cpu":
+        warnings.warn("fp16 is not supported on the CPU (no half-precision LayerNorm kernel); "
+                      "using fp32 instead. Use a CUDA GPU for fp16.", SdlabWarning, stacklevel=3)
+        return torch.float32
+    return dtype
+
+
+# --------------------------------------------------------------------------- loading
+
+def _is_cached(model_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(model_id, "model_index.json"), str)
+
+
+def _is_reachable(model_id: str, timeout: float = 3.0) -> bool:
+    from huggingface_hub import is_offline_mode, model_info
+
+    if is_offline_mode():
+        return False
+    try:
+        model_info(model_id, timeout=timeout)
+        return True
+    except Exception:
+        return False
+
+
+def _weights_missing(model_id: str, cause: Exception) -> WeightsNotFoundError:
+    home = os.environ.get("HF_HOME", "~/.cache/huggingface")
+    offline = " (HF_HUB_OFFLINE=1 is set)" if os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True") else ""
+    return WeightsNotFoundError(
+        f"Could not load {model_id!r}: its weights are not in the local cache and could not be "
+        f"downloaded{offline}.\n"
+        f"  - Download once, on a machine with network: huggingface-cli download {model_id}"
+        f"{' --include *.json *.txt *fp16.safetensors  (about 2.6 GB)' if model_id == SD15_MODEL_ID else ''}\n"
+        f"  - Behind a firewall, point HF_ENDPOINT at a Hub mirror (e.g. HF_ENDPOINT=https://hf-mirror.com).\n"
+        f"  - The cache lives in HF_HOME (now {home}); copy it from a machine that has the weights.\n"
+        f"  - Or use load_pipeline('tiny'), which works offline on any CPU.\n"
+        f"(underlying error: {type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''})")
+
+
+def _load(source: str | Path, device: torch.device, dtype: torch.dtype, variant: str | None = None,
+          **kwargs) -> StableDiffusionPipeline:
+    try:
+        pipe = StableDiffusionPipeline.from_pretrained(str(source), dtype=dtype, variant=variant, **kwargs)
+    except (OSError, ValueError) as err:  # LocalEntryNotFoundError and friends are OSErrors
+        if variant is not None and "variant" in str(err):
+            return _load(source, device, dtype, None, **kwargs)
+        raise _weights_missing(str(source), err) from err
+    return _to_device(pipe, device)
+
+
+@contextlib.contextmanager
+def _quiet_loading():
+    """Hide diffusers' and transformers' loading bars (a bundled model loads in a blink)."""
+    from diffusers.utils import logging as d_logging
+    from transformers.utils import logging as t_logging
+
+    d_logging.disable_progress_bar(), t_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        d_logging.enable_progress_bar(), t_logging.enable_progress_bar()
+
+
+def _to_device(pipe: StableDiffusionPipeline, device: torch.device) -> StableDiffusionPipeline:
+    try:
+        return pipe.to(device)
+    except torch.cuda.OutOfMemoryError as err:
+        raise OutOfMemoryError(
+            f"The model does not fit in the GPU's memory ({err}). Free memory (restart the runtime, "
+            "or `del` other pipelines and call torch.cuda.empty_cache()), or use "
+            "pipe.enable_model_cpu_offload() instead of moving it whole to the GPU.") from err
+
+
+def load_tiny(device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> StableDiffusionPipeline:
+    """The bundled tiny model: weights inside the package, nothing to download; fp32 by default."""
+    if not (TINY_DIR / "model_index.json").is_file():
+        raise WeightsNotFoundError(
+            f"The tiny model's weights are missing from {TINY_DIR}. Reinstall sdlab (pip install -e .), "
+            f"or train them again: python -m sdlab.train --export {TINY_DIR}")
+    device = choose_device(device or "cpu")
+    with _quiet_loading():
+        pipe = _load(TINY_DIR, device, choose_dtype(device, dtype) if dtype else torch.float32)
+    pipe.set_progress_bar_config(disable=True)  # 25 steps take a fraction of a second
+    return pipe
+
+
+def load_pipeline(engine: str = "auto", device: str | torch.device | None = None,
+                  dtype: torch.dtype | None = None, verbose: bool = True) -> StableDiffusionPipeline:
+    """Load a Stable Diffusion pipeline by engine name: "tiny", "sd15", "auto", a Hub id or a folder.
+
+    Args:
+        engine: "auto" (default), "tiny", "sd15", a Hub id such as "org/model", or a local
+            folder saved with `save_pretrained`.
+        device: None to choose (CUDA, then MPS, then CPU), or a device name.
+        dtype: None for fp16 on CUDA and fp32 elsewhere, or a torch dtype.
+        verbose: print one line saying which engine "auto" chose and why.
+
+    Returns:
+        A `diffusers.StableDiffusionPipeline` on the chosen device.
+    """
+    if not isinstance(engine, (str, Path)):
+        raise UnknownEngineError(f"engine must be a string such as 'tiny', got {type(engine).__name__}")
+    if engine == "auto":
+        engine, why = _auto_engine(device)
+        if verbose:
+            print(f"sdlab: engine 'auto' chose '{engine}': {why}")
+    if engine == "tiny":
+        return load_tiny(device, dtype)
+    device = choose_device(device)
+    dtype = choose_dtype(device, dtype)
+    if engine == "sd15":
+        return _load(SD15_MODEL_ID, device, dtype, variant="fp16" if dtype == torch.float16 else None)
+    if Path(engine).is_dir():
+        return _load(Path(engine), device, dtype)
+    if isinstance(engine, str) and engine.count("/") == 1 and not engine.startswith((".", "/")):
+        return _load(engine, device, dtype)
+    raise UnknownEngineError(
+        f"Unknown engine {str(engine)!r}. Known engines:\n"
+        + "\n".join(f"  - {name!r}: {what}" for name, what in ENGINES.items())
+        + "\n  - a Hub id such as 'org/model', or a local folder saved with save_pretrained")
+
+
+def _auto_engine(device) -> tuple[str, str]:
+    if device is not None and torch.device(device).type != "cuda":
+        return "tiny", f"you asked for device {str(device)!r}, and sd15 needs a CUDA GPU"
+    if not torch.cuda.is_available():
+        return "tiny", "no CUDA GPU here (sd15 needs one); the tiny model runs on any CPU, offline"
+    if _is_cached(SD15_MODEL_ID):
+        return "sd15", f"a CUDA GPU is present and {SD15_MODEL_ID} is in the local cache"
+    if _is_reachable(SD15_MODEL_ID):
+        return "sd15", f"a CUDA GPU is present and {SD15_MODEL_ID} can be downloaded (about 2.6 GB in fp16)"
+    return "tiny", f"a CUDA GPU is present but {SD15_MODEL_ID} is neither cached nor reachable (offline?)"
+
+
+# --------------------------------------------------------------------------- generating
+
+def native_size(pipe: StableDiffusionPipeline) -> int:
+    """The image side the pipeline was trained at: 64 for tiny, 512 for SD v1.5."""
+    return pipe.unet.config.sample_size * pipe.vae_scale_factor
+
+
+def check_prompt(pipe: StableDiffusionPipeline, prompt: str | Sequence[str], name: str = "prompt") -> list[str]:
+    """Return the prompt as a list; warn, showing what is cut, when a prompt is over 77 tokens."""
+    prompts = [prompt] if isinstance(prompt, str) else prompt
+    if not isinstance(prompts, (list, tuple)) or not prompts or not all(isinstance(p, str) for p in prompts):
+        raise InvalidInputError(
+            f"{name} must be a string or a non-empty list of strings, got {type(prompt).__name__} {prompt!r:.60}. "
+            f"Example: {name}='a large red circle on the left'")
+    tok = pipe.tokenizer
+    limit = tok.model_max_length - 2  # BOS and EOS take two of the 77 places
+    for p in prompts:
+        ids = tok(p, add_special_tokens=False).input_ids
+        if len(ids) > limit:
+            cut = tok.decode(ids[limit:])
+            warnings.warn(f"{name} is {len(ids)} tokens; CLIP reads at most {limit} (77 with BOS/EOS), "
+                          f"so this part is ignored: {cut!r}. Shorten the prompt to keep it.", SdlabWarning, stacklevel=3)
+    return list(prompts)
+
+
+def check_call(pipe: StableDiffusionPipeline, height: int, width: int, num_inference_steps: int,
+               guidance_scale: float, num_images_per_prompt: int = 1) -> None:
+    """Raise InvalidInputError, naming the fix, for sizes, steps, guidance and image counts."""
+    biggest = MAX_SIDE_FACTOR * native_size(pipe)
+    for name, value in (("height", height), ("width", width)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidInputError(f"{name} must be an int number of pixels, got {value!r}")
+        if value <= 0 or value % 8:
+            fix = max(8, round(value / 8) * 8)
+            raise InvalidInputError(
+                f"{name}={value} is not a positive multiple of 8: the VAE shrinks images 8x, so sizes "
+                f"must divide by 8. Try {name}={fix}.")
+        if value > biggest:
+            raise InvalidInputError(
+                f"{name}={value} is too large for this engine, trained at {native_size(pipe)} px: use at most "
+                f"{biggest} (larger images repeat objects and need much more memory).")
+    for name, value in (("num_inference_steps", num_inference_steps), ("num_images_per_prompt", num_images_per_prompt)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidInputError(f"{name} must be a whole number of at least 1, got {value!r}. "
+                                    f"Try {name}={25 if name == 'num_inference_steps' else 1}.")
+    if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)) or guidance_scale < 0:
+        raise InvalidInputError(
+            f"guidance_scale must be a number >= 0, got {guidance_scale!r}: 1 means no guidance, "
+            "7.5 is SD v1.5's default, larger follows the prompt more strictly.")
+
+
+def make_generator(seed: int) -> torch.Generator:
+    """A fresh CPU generator: the same seed gives the same starting noise on any device."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise InvalidInputError(f"seed must be an int, got {seed!r}")
+    return torch.Generator("cpu").manual_seed(seed)
+
+
+def default_guidance(pipe: StableDiffusionPipeline) -> float:
+    """7.5 for SD v1.5 (its model card), the tiny model's measured best otherwise."""
+    return 7.5 if native_size(pipe) >= 512 else TINY_GUIDANCE
+
+
+TINY_GUIDANCE = 4.0
+
+
+def generate(pipe: StableDiffusionPipeline, prompt: str | Sequence[str], *, seed: int = 0,
+             num_inference_steps: int = 25, guidance_scale: float | None = None,
+             negative_prompt: str | Sequence[str] | None = None, height: int | None = None,
+             width: int | None = None, num_images_per_prompt: int = 1, **kwargs):
+    """Call `pipe(...)` after checking every argument; returns the pipeline's output.
+
+    Args:
+        pipe: a pipeline from `load_pipeline`.
+        prompt: a string or a list of strings.
+        seed: seeds a fresh CPU `torch.Generator` for this call.
+        num_inference_steps: denoising steps (>= 1).
+        guidance_scale: classifier-free guidance weight w (Ho & Salimans, 2022); None picks
+            the engine's default.
+        negative_prompt: what to steer away from (replaces the empty prompt of guidance).
+        height, width: image size in pixels, multiples of 8 (default: the engine's native size).
+        **kwargs: passed on to the pipeline (e.g. `callback_on_step_end`, `output_type`).
+    """
+    prompts = check_prompt(pipe, prompt)
+    if negative_prompt is not None:
+        negatives = check_prompt(pipe, negative_prompt, "negative_prompt")
+        if not isinstance(prompt, str):  # diffusers wants the same type: one negative for every prompt
+            negative_prompt = negatives * len(prompts) if len(negatives) == 1 else negatives
+    height = native_size(pipe) if height is None else height
+    width = native_size(pipe) if width is None else width
+    guidance_scale = default_guidance(pipe) if guidance_scale is None else guidance_scale
+    check_call(pipe, height, width, num_inference_steps, guidance_scale, num_images_per_prompt)
+    try:
+        out = pipe(prompt, negative_prompt=negative_prompt, height=height, width=width,
+                   num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+                   num_images_per_prompt=num_images_per_prompt, generator=make_generator(seed), **kwargs)
+    except torch.cuda.OutOfMemoryError as err:
+        torch.cuda.empty_cache()
+        n = num_images_per_prompt * (1 if isinstance(prompt, str) else len(prompt))
+        raise OutOfMemoryError(
+            f"The GPU ran out of memory making {n} image(s) of {height}x{width}. Try, in this order: "
+            "fewer images per call; a smaller height/width; pipe.enable_attention_slicing(); "
+            "pipe.enable_model_cpu_offload() (needs accelerate). Nothing was lost: the pipeline is intact.") from err
+    flags = getattr(out, "nsfw_content_detected", None)
+    if flags and any(flags):
+        hit = [i for i, f in enumerate(flags) if f]
+        warnings.warn(f"The safety checker flagged image(s) {hit} as possibly NSFW and replaced them with black "
+                      "images. Change the prompt or seed; the other images are unaffected.",
+                      SafetyCheckerWarning, stacklevel=2)
+    return out

@@ -1,0 +1,109 @@
+"""Text to image by hand: the loop inside `StableDiffusionPipeline.__call__`, written out.
+
+Latent diffusion (Rombach et al., 2022) generates in four moves:
+
+1. encode the prompt, and the empty (or negative) prompt, with the CLIP text encoder;
+2. draw Gaussian noise x_T in latent space (batch, 4, h/8, w/8) from a CPU generator;
+3. for each timestep t: predict the noise twice in one batch -- without and with the text --
+   and mix the two with classifier-free guidance (Ho & Salimans, 2022, eq. 6):
+       noise_pred = noise_pred_uncond + guidance_scale * (noise_pred_text - noise_pred_uncond)
+   then let the scheduler take one step x_t -> x_{t-1} (DDIM: Song et al., 2021, eq. 12);
+4. decode the final latents with the VAE: image = decoder(latents / scaling_factor).
+
+`text_to_image` reproduces `pipe(prompt, generator=torch.Generator().manual_seed(seed))` for the
+same seed (the tests and notebook 05 assert it), and can record every step for the widgets.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@torch.no_grad()
+def encode_prompt(pipe, prompt: str | list[str], negative_prompt: str | list[str] | None = None,
+                  guidance: bool = True) -> torch.Tensor:
+    """Prompt embeddings (batch, 77, d), with the unconditional ones first when `guidance` is on.
+
+    d is 768 for SD v1.5 and 64 for the tiny engine.
+    """
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+    tok = pipe.tokenizer
+    ids = tok(prompts, padding="max_length", max_length=tok.model_max_length, truncation=True,
+              return_tensors="pt").input_ids.to(pipe.device)
+    prompt_embeds = pipe.text_encoder(ids)[0]  # last_hidden_state: (batch, 77, d)
+    if not guidance:
+        return prompt_embeds
+    negative = [""] * len(prompts) if negative_prompt is None else (
+        [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else list(negative_prompt))
+    neg_ids = tok(negative, padding="max_length", max_length=ids.shape[1], truncation=True,
+                  return_tensors="pt").input_ids.to(pipe.device)
+    negative_embeds = pipe.text_encoder(neg_ids)[0]
+    return torch.cat([negative_embeds, prompt_embeds])  # (2 * batch, 77, d): uncond first, as diffusers
+
+
+def initial_latents(pipe, batch: int, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
+    """x_T ~ N(0, I) of shape (batch, 4, height/8, width/8), drawn on the CPU, scaled for the scheduler."""
+    shape = (batch, pipe.unet.config.in_channels, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
+    latents = torch.randn(shape, generator=generator, dtype=pipe.unet.dtype).to(pipe.device)
+    return latents * pipe.scheduler.init_noise_sigma
+
+
+@torch.no_grad()
+def decode(pipe, latents: torch.Tensor) -> torch.Tensor:
+    """Latents -> images (batch, 3, H, W) in [0, 1]: undo the scaling factor, decode, rescale."""
+    image = pipe.vae.decode(latents / pipe.vae.config.scaling_factor).sample
+    return (image / 2 + 0.5).clamp(0, 1)
+
+
+@dataclass
+class Trajectory:
+    """What `text_to_image` records at each step, on the CPU in fp32."""
+
+    timesteps: list[int] = field(default_factory=list)
+    latents: list[torch.Tensor] = field(default_factory=list)  # x_{t-1} after each step
+    pred_original_sample: list[torch.Tensor] = field(default_factory=list)  # predicted x_0 at each step
+
+
+@torch.no_grad()
+def text_to_image(pipe, prompt: str | list[str], *, seed: int = 0, num_inference_steps: int = 25,
+                  guidance_scale: float = 7.5, negative_prompt: str | list[str] | None = None,
+                  height: int | None = None, width: int | None = None,
+                  trajectory: Trajectory | None = None) -> torch.Tensor:
+    """The whole pipeline by hand; returns images (batch, 3, H, W) in [0, 1].
+
+    Args:
+        pipe: a `StableDiffusionPipeline` (any engine).
+        seed: seeds a fresh CPU generator, exactly as `pipe(..., generator=...)` would use it.
+        guidance_scale: w in eq. 6 of Ho & Salimans (2022); <= 1 turns guidance off.
+        trajectory: if given, filled with every step's latents and predicted x_0.
+    """
+    height = height or pipe.unet.config.sample_size * pipe.vae_scale_factor
+    width = width or pipe.unet.config.sample_size * pipe.vae_scale_factor
+    batch = 1 if isinstance(prompt, str) else len(prompt)
+    guidance = guidance_scale > 1.0
+    # 1. text -> prompt_embeds (2 * batch, 77, d), unconditional half first
+    prompt_embeds = encode_prompt(pipe, prompt, negative_prompt, guidance)
+    # 2. the scheduler's timesteps, e.g. 961, 921, ..., 1 for 25 DDIM steps
+    pipe.scheduler.set_timesteps(num_inference_steps, device=pipe.device)
+    # 3. x_T from a CPU generator
+    latents = initial_latents(pipe, batch, height, width, torch.Generator("cpu").manual_seed(seed))
+    for t in pipe.scheduler.timesteps:
+        # 4. predict the noise for both halves in one UNet call
+        latent_model_input = torch.cat([latents] * 2) if guidance else latents
+        latent_model_input = pipe.scheduler.scale_model_input(latent_model_input, t)
+        noise_pred = pipe.unet(latent_model_input, t, encoder_hidden_states=prompt_embeds).sample
+        # 5. classifier-free guidance, eq. 6 of Ho & Salimans (2022)
+        if guidance:
+            noise_pred_uncond, noise_pred_text = noise_pred.chunk(2)
+            noise_pred = noise_pred_uncond + guidance_scale * (noise_pred_text - noise_pred_uncond)
+        # 6. one scheduler step x_t -> x_{t-1}
+        step = pipe.scheduler.step(noise_pred, t, latents)
+        latents = step.prev_sample
+        if trajectory is not None:
+            trajectory.timesteps.append(int(t))
+            trajectory.latents.append(latents.float().cpu())
+            x0 = getattr(step, "pred_original_sample", None)
+            trajectory.pred_original_sample.append(x0.float().cpu() if x0 is not None else latents.float().cpu())
+    # 7. latents -> pixels
+    return decode(pipe, latents)

@@ -1,0 +1,393 @@
+"""Train the tiny Stable Diffusion from scratch on the shapes world, with one command.
+
+Latent diffusion (Rombach et al., 2022) is trained in two stages, and so is this:
+
+1. **VAE** -- an `AutoencoderKL` learns to squeeze 64x64x3 images into 8x8x4 latents and back:
+   reconstruction loss (MSE + L1) plus a tiny KL term towards N(0, I), as in SD's autoencoder
+   (Appendix G of the paper; SD used weight 1e-6). It is fully convolutional, so it trains on
+   32x32 crops (4x cheaper) and still decodes 64x64 latents-to-images exactly.
+2. **Text encoder + UNet** -- every image is encoded once (the "pre-encoded latents" trick),
+   the latents are scaled by `scaling_factor` = 1 / std(latents), measured from the data the
+   way SD's 0.18215 was, and the UNet learns to predict the noise added at a random timestep
+   (the epsilon objective, Ho et al. 2020, eq. 14), conditioned on the caption through
+   cross-attention. Captions are dropped 10% of the time so that one model learns both the
+   conditional and the unconditional prediction that classifier-free guidance needs (Ho &
+   Salimans, 2022). The loss is weighted by min-SNR-5 (Hang et al., 2023), which speeds up
+   convergence; an EMA of the weights is what ships.
+
+Everything runs through `accelerate`, so the same command trains on a CPU, a GPU, or several
+GPUs (`accelerate launch -m sdlab.train ...`). Progress bars, a CSV loss log, checkpoints
+every few minutes, and `--resume` make a stopped run lose nothing.
+
+    python -m sdlab.train                      # the full run that made the shipped weights
+    python -m sdlab.train --resume             # carry on where a stopped run left off
+    python -m sdlab.train --vae-steps 50 --unet-steps 50 --out runs/quick   # a smoke test
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from diffusers import StableDiffusionPipeline
+from diffusers.training_utils import EMAModel, compute_snr
+from tqdm.auto import tqdm
+
+from . import shapes, tiny
+
+
+@dataclass
+class TrainConfig:
+    out: str = "runs/tiny"
+    seed: int = 0
+    # stage 1: the VAE
+    vae_steps: int = 1200
+    vae_batch_size: int = 32
+    vae_crop: int = 32
+    vae_lr: float = 2e-3
+    kl_weight: float = 1e-6
+    # pre-encoded dataset
+    num_images: int = 16000
+    p_two: float = 0.2
+    # stage 2: text encoder + UNet
+    unet_steps: int = 2000
+    batch_size: int = 128
+    lr: float = 1e-3
+    warmup_steps: int = 100
+    caption_dropout: float = 0.1
+    snr_gamma: float = 5.0
+    ema_decay: float = 0.995
+    checkpoint_minutes: float = 4.0
+    threads: int = 0  # 0: leave torch's default
+
+
+# --------------------------------------------------------------------------- data
+
+def images_to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 (n, h, w, 3) -> float (n, 3, h, w) in [-1, 1], the range SD's VAE works in."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def object_crops(images: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """One size x size crop per image that contains an object pixel, its corner on the 8-pixel grid.
+
+    Objects cover a small part of the canvas, so random crops would be mostly background; the
+    grid keeps the crop aligned with the f=8 latent cells, as a full image's are.
+    """
+    if size >= images.shape[1]:
+        return images
+    f, limit = tiny.VAE_SCALE_FACTOR, images.shape[1] - size
+    crops = []
+    for img in images:
+        ys, xs = np.nonzero(shapes.foreground(img))
+        k = rng.integers(len(ys))
+        # the grid corners whose crop contains pixel (ys[k], xs[k])
+        y0 = rng.integers(max(0, ys[k] - size + 1 + f - 1) // f, min(limit, ys[k]) // f + 1) * f
+        x0 = rng.integers(max(0, xs[k] - size + 1 + f - 1) // f, min(limit, xs[k]) // f + 1) * f
+        crops.append(img[y0:y0 + size, x0:x0 + size])
+    return np.stack(crops)
+
+
+def tokenize(tokenizer, captions: list[str]) -> torch.Tensor:
+    """Token ids padded to 77, exactly as `StableDiffusionPipeline.encode_prompt` does."""
+    return tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length,
+                     truncation=True, return_tensors="pt").input_ids
+
+
+# --------------------------------------------------------------------------- losses
+
+def vae_loss(vae, x: torch.Tensor, kl_weight: float, generator: torch.Generator | None = None):
+    """Reconstruction (MSE + L1) + kl_weight * KL(q(z|x) || N(0, I)); returns (loss, mse).
+
+    SD's autoencoder sums the reconstruction loss over pixels and the KL over latent elements,
+    with weight 1e-6 on the KL. Our reconstruction terms are means over the x.numel() / batch
+    pixel values of an image, so the KL is divided by that count too: the same balance. (Taking
+    the KL per image against a per-pixel mean makes it ~10^4 times stronger; the latents then
+    blur towards N(0, I) and every colour washes out.)
+    """
+    posterior = vae.encode(x).latent_dist
+    z = posterior.sample(generator=generator)
+    recon = vae.decode(z).sample
+    mse = F.mse_loss(recon, x)
+    values_per_image = x[0].numel()
+    loss = mse + F.l1_loss(recon, x) + kl_weight * posterior.kl().mean() / values_per_image
+    return loss, mse
+
+
+def diffusion_loss(unet, text_encoder, latents: torch.Tensor, input_ids: torch.Tensor, noise_scheduler,
+                   generator: torch.Generator | None = None, snr_gamma: float | None = None) -> torch.Tensor:
+    """The noise-prediction objective of DDPM (Ho et al., 2020, eq. 14) on scaled latents.
+
+    Symbols: x_0 = `latents`, epsilon = `noise`, t = `timesteps`,
+    x_t = sqrt(alphas_cumprod[t]) x_0 + sqrt(1 - alphas_cumprod[t]) epsilon  (`add_noise`).
+    """
+    # 1. sample noise and a timestep per example
+    noise = torch.randn(latents.shape, generator=generator).to(latents.device)
+    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator)
+    timesteps = timesteps.to(latents.device)
+    # 2. forward diffusion q(x_t | x_0) in closed form
+    noisy_latents = noise_scheduler.add_noise(latents, noise, timesteps)
+    # 3. predict the noise from x_t, t and the caption
+    prompt_embeds = text_encoder(input_ids)[0]
+    noise_pred = unet(noisy_latents, timesteps, encoder_hidden_states=prompt_embeds).sample
+    if snr_gamma is None:
+        return F.mse_loss(noise_pred, noise)
+    # 4. min-SNR weighting (Hang et al., 2023): w_t = min(SNR_t, gamma) / SNR_t for epsilon targets
+    snr = compute_snr(noise_scheduler, timesteps)
+    weights = torch.clamp(snr, max=snr_gamma) / snr
+    per_example = F.mse_loss(noise_pred, noise, reduction="none").mean(dim=(1, 2, 3))
+    return (per_example * weights).mean()
+
+
+def lr_lambda(warmup: int, total: int):
+    """Linear warm-up, then cosine decay to 10% of the peak learning rate."""
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+    return f
+
+
+# --------------------------------------------------------------------------- bookkeeping
+
+class Stage:
+    """Checkpoints (accelerate's save_state), a CSV loss log and a progress bar for one stage."""
+
+    def __init__(self, accelerator: Accelerator, folder: Path, total: int, every_minutes: float):
+        self.accelerator, self.folder, self.total = accelerator, folder, total
+        self.every = every_minutes * 60
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.step = 0
+        self.ckpt = folder / "checkpoint"
+        self.log_path = folder / "log.csv"
+        self.last_save = time.time()
+
+    def resume(self) -> int:
+        if (self.ckpt / "step.json").exists():
+            self.accelerator.load_state(str(self.ckpt))
+            self.step = json.loads((self.ckpt / "step.json").read_text())["step"]
+            self.accelerator.print(f"resumed {self.folder.name} at step {self.step}")
+        return self.step
+
+    def save(self):
+        self.accelerator.save_state(str(self.ckpt))
+        if self.accelerator.is_main_process:
+            (self.ckpt / "step.json").write_text(json.dumps({"step": self.step}))
+        self.last_save = time.time()
+
+    def log(self, **values):
+        if not self.accelerator.is_main_process:
+            return
+        new = not self.log_path.exists()
+        with self.log_path.open("a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["step", "time", *values])
+            if new:
+                w.writeheader()
+            w.writerow({"step": self.step, "time": round(time.time(), 1), **values})
+
+    def tick(self):
+        self.step += 1
+        if time.time() - self.last_save > self.every:
+            self.save()
+
+
+# --------------------------------------------------------------------------- stage 1
+
+def train_vae(cfg: TrainConfig, accelerator: Accelerator, resume: bool):
+    out = Path(cfg.out) / "vae"
+    if (out / "final" / "config.json").exists():
+        from diffusers import AutoencoderKL
+        return AutoencoderKL.from_pretrained(out / "final")
+    vae = tiny.build_vae()
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(100, cfg.vae_steps))
+    vae, opt, sched = accelerator.prepare(vae, opt, sched)
+    stage = Stage(accelerator, out, cfg.vae_steps, cfg.checkpoint_minutes)
+    accelerator.register_for_checkpointing(stage_rng := _RngState(cfg.seed + 1))
+    if resume:
+        stage.resume()
+    bar = tqdm(total=cfg.vae_steps, initial=stage.step, desc="VAE", disable=not accelerator.is_local_main_process)
+    while stage.step < cfg.vae_steps:
+        rng = np.random.default_rng([cfg.seed, 1, stage.step, accelerator.process_index])
+        images, _ = shapes.batch(shapes.random_scene(rng, cfg.p_two) for _ in range(cfg.vae_batch_size))
+        x = images_to_tensor(object_crops(images, cfg.vae_crop, rng)).to(accelerator.device)
+        with accelerator.accumulate(vae):
+            loss, mse = vae_loss(vae, x, cfg.kl_weight, stage_rng.generator)
+            accelerator.backward(loss)
+            opt.step(), sched.step(), opt.zero_grad()
+        psnr = 10 * math.log10(4.0 / max(mse.item(), 1e-10))  # images span [-1, 1]: peak-to-peak 2
+        stage.tick()
+        if stage.step % 10 == 0:
+            stage.log(loss=round(loss.item(), 5), psnr=round(psnr, 2), lr=sched.get_last_lr()[0])
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{psnr:.1f}dB")
+    bar.close()
+    stage.save()
+    vae = accelerator.unwrap_model(vae)
+    if accelerator.is_main_process:
+        vae.save_pretrained(out / "final")
+    return vae
+
+
+class _RngState:
+    """A torch.Generator that accelerate checkpoints with the rest of the state."""
+
+    def __init__(self, seed: int):
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def state_dict(self):
+        return {"state": self.generator.get_state()}
+
+    def load_state_dict(self, state):
+        self.generator.set_state(state["state"])
+
+
+# --------------------------------------------------------------------------- latents
+
+@torch.no_grad()
+def encode_dataset(vae, cfg: TrainConfig, device) -> dict:
+    """Draw `num_images` scenes once and keep their posterior mean and std (8x8x4 each)."""
+    path = Path(cfg.out) / "latents.pt"
+    if path.exists():
+        return torch.load(path)
+    scenes = shapes.sample(cfg.num_images, seed=cfg.seed + 2, p_two=cfg.p_two)
+    means, stds = [], []
+    vae.eval()
+    for i in tqdm(range(0, len(scenes), 256), desc="encode"):
+        x = images_to_tensor(shapes.batch(scenes[i:i + 256])[0]).to(device)
+        dist = vae.encode(x).latent_dist
+        means.append(dist.mean.cpu())
+        stds.append(dist.std.cpu())
+    data = {"mean": torch.cat(means), "std": torch.cat(stds),
+            "things": [[asdict(t) for t in s.things] for s in scenes]}
+    # SD's scaling factor: 1 / std of the latents, so that the diffusion model sees unit variance
+    sample = data["mean"] + data["std"] * torch.randn_like(data["std"])
+    data["scaling_factor"] = float(1.0 / sample.flatten().std())
+    torch.save(data, path)
+    return data
+
+
+def caption_for(things: list[dict], rng: np.random.Generator) -> str:
+    """A fresh wording of a stored scene's caption (new wording every epoch)."""
+    things = [shapes.Thing(**t) for t in things]
+    if len(things) == 2:
+        return shapes.describe_pair(things[0], things[1], rng)
+    return shapes.describe(things[0], rng)
+
+
+# --------------------------------------------------------------------------- stage 2
+
+def train_unet(cfg: TrainConfig, accelerator: Accelerator, data: dict, resume: bool):
+    out = Path(cfg.out) / "unet"
+    tokenizer = tiny.load_tokenizer()
+    text_encoder, unet = tiny.build_text_encoder(), tiny.build_unet()
+    noise_scheduler = tiny.build_noise_scheduler()
+    params = list(text_encoder.parameters()) + list(unet.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.warmup_steps, cfg.unet_steps))
+    ema = EMAModel(params, decay=cfg.ema_decay)
+    text_encoder, unet, opt, sched = accelerator.prepare(text_encoder, unet, opt, sched)
+    rng_state = _RngState(cfg.seed + 3)
+    accelerator.register_for_checkpointing(ema, rng_state)
+    stage = Stage(accelerator, out, cfg.unet_steps, cfg.checkpoint_minutes)
+    if resume:
+        stage.resume()
+    ema.to(accelerator.device)
+
+    n, scale = len(data["mean"]), data["scaling_factor"]
+    bar = tqdm(total=cfg.unet_steps, initial=stage.step, desc="UNet+text", disable=not accelerator.is_local_main_process)
+    while stage.step < cfg.unet_steps:
+        rng = np.random.default_rng([cfg.seed, 3, stage.step, accelerator.process_index])
+        idx = rng.integers(0, n, cfg.batch_size)
+        captions = ["" if rng.random() < cfg.caption_dropout else caption_for(data["things"][i], rng) for i in idx]
+        input_ids = tokenize(tokenizer, captions).to(accelerator.device)
+        idx_t = torch.from_numpy(idx)
+        eps = torch.randn(data["mean"][idx_t].shape, generator=rng_state.generator)
+        latents = ((data["mean"][idx_t] + data["std"][idx_t] * eps) * scale).to(accelerator.device)
+        with accelerator.accumulate(unet):
+            loss = diffusion_loss(unet, text_encoder, latents, input_ids, noise_scheduler,
+                                  rng_state.generator, cfg.snr_gamma)
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(params, 1.0)
+            opt.step(), sched.step(), opt.zero_grad()
+        ema.step(params)
+        stage.tick()
+        if stage.step % 10 == 0:
+            stage.log(loss=round(loss.item(), 5), lr=sched.get_last_lr()[0])
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+    bar.close()
+    stage.save()
+    text_encoder, unet = accelerator.unwrap_model(text_encoder), accelerator.unwrap_model(unet)
+    ema.copy_to(list(text_encoder.parameters()) + list(unet.parameters()))
+    return tokenizer, text_encoder, unet
+
+
+# --------------------------------------------------------------------------- assembling
+
+def assemble(vae, text_encoder, tokenizer, unet, scaling_factor: float) -> StableDiffusionPipeline:
+    """Put the trained parts into a standard `StableDiffusionPipeline` (no safety checker)."""
+    vae.register_to_config(scaling_factor=scaling_factor)
+    return StableDiffusionPipeline(
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+        scheduler=tiny.build_scheduler(), safety_checker=None, feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+def export(pipe: StableDiffusionPipeline, folder: Path, card: dict) -> None:
+    """Save in fp16 safetensors (half the bytes; `load_pipeline` loads fp32 on a CPU) + a model card."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    pipe.to(torch.float16).save_pretrained(folder, safe_serialization=True)
+    pipe.to(torch.float32)
+    (folder / "training.json").write_text(json.dumps(card, indent=2) + "\n")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m sdlab.train", description=__doc__.split("\n\n")[0])
+    for field, default in asdict(TrainConfig()).items():
+        parser.add_argument("--" + field.replace("_", "-"), type=type(default), default=default)
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
+    parser.add_argument("--export", type=Path, default=None, help=f"save the fp16 pipeline here (e.g. {tiny.TINY_DIR})")
+    args = parser.parse_args(argv)
+    cfg = TrainConfig(**{k: getattr(args, k) for k in asdict(TrainConfig())})
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    set_seed(cfg.seed)
+    accelerator = Accelerator()
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    (Path(cfg.out) / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    t0 = time.time()
+    vae = train_vae(cfg, accelerator, args.resume)
+    t_vae = time.time() - t0
+    data = encode_dataset(vae.to(accelerator.device), cfg, accelerator.device)
+    t_enc = time.time() - t0 - t_vae
+    tokenizer, text_encoder, unet = train_unet(cfg, accelerator, data, args.resume)
+    t_total = time.time() - t0
+    if accelerator.is_main_process:
+        pipe = assemble(vae.cpu(), text_encoder.cpu(), tokenizer, unet.cpu(), data["scaling_factor"])
+        pipe.save_pretrained(Path(cfg.out) / "pipeline")
+        card = {"command": "python -m sdlab.train " + " ".join(argv or __import__("sys").argv[1:]),
+                "config": asdict(cfg), "scaling_factor": data["scaling_factor"],
+                "seconds_this_run": {"vae": round(t_vae), "encode": round(t_enc), "total": round(t_total)},
+                "torch_threads": torch.get_num_threads(), "device": str(accelerator.device)}
+        (Path(cfg.out) / "training.json").write_text(json.dumps(card, indent=2) + "\n")
+        if args.export:
+            export(pipe, args.export, card)
+        print(f"done in {t_total / 60:.1f} min; pipeline in {Path(cfg.out) / 'pipeline'}")
+
+
+if __name__ == "__main__":
+    main()

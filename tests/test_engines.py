@@ -1,0 +1,152 @@
+"""Engines and failure modes: every error is an SdlabError whose message names the fix. Offline."""
+import types
+import warnings
+
+import pytest
+import torch
+from diffusers import StableDiffusionPipeline
+
+import sdlab
+from sdlab import engines
+
+no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU path; this machine has CUDA")
+
+
+@no_cuda
+def test_auto_picks_tiny_here_and_says_why(capsys):
+    pipe = sdlab.load_pipeline("auto")
+    assert isinstance(pipe, StableDiffusionPipeline) and engines.native_size(pipe) == 64
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("sdlab: engine 'auto' chose 'tiny'") and "no CUDA GPU" in line
+
+
+def test_unknown_engine_lists_the_known_ones():
+    with pytest.raises(sdlab.UnknownEngineError) as err:
+        sdlab.load_pipeline("sd-2.1")
+    for name in ("'tiny'", "'sd15'", "'auto'", "local folder"):
+        assert name in str(err.value)
+    with pytest.raises(sdlab.UnknownEngineError, match="must be a string"):
+        sdlab.load_pipeline(15)
+
+
+def test_sd15_offline_without_cache_names_the_fixes(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(sdlab.WeightsNotFoundError) as err:
+        sdlab.load_pipeline("sd15", device="cpu")
+    msg = str(err.value)
+    assert isinstance(err.value, sdlab.SdlabError)
+    for needle in (sdlab.SD15_MODEL_ID, "huggingface-cli download", "HF_ENDPOINT", "HF_HOME", "load_pipeline('tiny')", "HF_HUB_OFFLINE=1"):
+        assert needle in msg, needle
+
+
+def test_unknown_hub_id_offline_is_a_weights_error(monkeypatch):
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    with pytest.raises(sdlab.WeightsNotFoundError, match="someone/some-model"):
+        sdlab.load_pipeline("someone/some-model", device="cpu")
+
+
+def test_local_folder_engine_loads_a_saved_pipeline(tiny_pipe, tmp_path):
+    tiny_pipe.save_pretrained(tmp_path / "saved")
+    pipe = sdlab.load_pipeline(str(tmp_path / "saved"), device="cpu")
+    a = sdlab.generate(pipe, "a red circle", num_inference_steps=5, output_type="np").images
+    b = sdlab.generate(tiny_pipe, "a red circle", num_inference_steps=5, output_type="np").images
+    torch.testing.assert_close(torch.from_numpy(a), torch.from_numpy(b))
+
+
+@no_cuda
+def test_cuda_without_a_gpu_is_a_clear_error():
+    with pytest.raises(sdlab.DeviceNotAvailableError, match="Change runtime type"):
+        sdlab.load_pipeline("tiny", device="cuda")
+    with pytest.raises(sdlab.DeviceNotAvailableError):
+        sdlab.choose_device("cuda:0")
+
+
+def test_device_and_dtype_choice():
+    assert sdlab.choose_device("cpu").type == "cpu"
+    cpu = torch.device("cpu")
+    assert sdlab.choose_dtype(cpu) == torch.float32
+    assert sdlab.choose_dtype(torch.device("cuda")) == torch.float16
+    with pytest.warns(sdlab.SdlabWarning, match="fp16 is not supported on the CPU"):
+        assert sdlab.choose_dtype(cpu, torch.float16) == torch.float32
+    with pytest.raises(sdlab.InvalidInputError):
+        sdlab.choose_dtype(cpu, "half")
+
+
+def test_fp16_on_cpu_runs_in_fp32_instead_of_failing():
+    with pytest.warns(sdlab.SdlabWarning):
+        pipe = sdlab.load_pipeline("tiny", device="cpu", dtype=torch.float16)
+    assert pipe.unet.dtype == torch.float32
+    assert sdlab.generate(pipe, "a red circle", num_inference_steps=2).images[0].size == (64, 64)
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    (dict(height=60), "height=60 is not a positive multiple of 8"),
+    (dict(width=100), "Try width=104"),
+    (dict(height=0), "height=0"),
+    (dict(width=64.0), "width must be an int"),
+    (dict(height=1024), "too large for this engine"),
+    (dict(num_inference_steps=0), "num_inference_steps must be a whole number of at least 1"),
+    (dict(num_inference_steps=-3), "num_inference_steps"),
+    (dict(num_inference_steps=2.5), "num_inference_steps"),
+    (dict(guidance_scale=-1.0), "guidance_scale must be a number >= 0"),
+    (dict(num_images_per_prompt=0), "num_images_per_prompt"),
+    (dict(seed="7"), "seed must be an int"),
+])
+def test_bad_arguments_are_clear_errors(tiny_pipe, kwargs, needle):
+    with pytest.raises(sdlab.InvalidInputError, match=needle.replace("(", r"\(")):
+        sdlab.generate(tiny_pipe, "a red circle", **kwargs)
+
+
+@pytest.mark.parametrize("prompt", [3, None, [], ["a red circle", 5], {"prompt": "x"}])
+def test_prompt_must_be_text(tiny_pipe, prompt):
+    with pytest.raises(sdlab.InvalidInputError, match="prompt must be a string or a non-empty list of strings"):
+        sdlab.generate(tiny_pipe, prompt)
+
+
+def test_long_prompt_warns_and_shows_what_is_cut(tiny_pipe):
+    prompt = "a red circle " + "on the left " * 30 + "THE VERY END"
+    with pytest.warns(sdlab.SdlabWarning, match="the very end"):
+        image = sdlab.generate(tiny_pipe, prompt, num_inference_steps=2).images[0]
+    assert image.size == (64, 64)
+
+
+def test_negative_prompt_string_applies_to_every_prompt(tiny_pipe):
+    out = sdlab.generate(tiny_pipe, ["a red circle", "a blue square"], negative_prompt="green", num_inference_steps=2)
+    assert len(out.images) == 2
+
+
+def test_out_of_memory_becomes_advice(tiny_pipe, monkeypatch):
+    def oom(self, *args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(StableDiffusionPipeline, "__call__", oom)
+    with pytest.raises(sdlab.OutOfMemoryError) as err:
+        sdlab.generate(tiny_pipe, "a red circle", num_images_per_prompt=4)
+    for needle in ("fewer images", "smaller height/width", "enable_attention_slicing", "enable_model_cpu_offload"):
+        assert needle in str(err.value)
+
+
+def test_safety_checker_black_image_is_never_silent(tiny_pipe, monkeypatch):
+    def flagged(self, prompt, **kwargs):
+        return types.SimpleNamespace(images=["black", "fine"], nsfw_content_detected=[True, False])
+
+    monkeypatch.setattr(StableDiffusionPipeline, "__call__", flagged)
+    with pytest.warns(sdlab.SafetyCheckerWarning, match=r"image\(s\) \[0\]"):
+        sdlab.generate(tiny_pipe, ["x", "y"])
+
+
+def test_seeds_use_a_fresh_cpu_generator_each_call(tiny_pipe):
+    g = sdlab.make_generator(5)
+    assert g.device.type == "cpu"
+    a = sdlab.generate(tiny_pipe, "a red circle", seed=5, num_inference_steps=3, output_type="np").images
+    b = sdlab.generate(tiny_pipe, "a red circle", seed=5, num_inference_steps=3, output_type="np").images
+    assert (a == b).all()
+
+
+def test_every_error_is_an_sdlab_error():
+    for cls in (sdlab.UnknownEngineError, sdlab.WeightsNotFoundError, sdlab.DeviceNotAvailableError,
+                sdlab.InvalidInputError, sdlab.OutOfMemoryError):
+        assert issubclass(cls, sdlab.SdlabError)
