@@ -7,7 +7,6 @@ so outputs are never compared; stderr (progress bars, warnings) and widget views
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 
 def pytest_collectstart(collector):

@@ -68,13 +68,17 @@ def build_text_encoder() -> CLIPTextModel:
 
 
 def build_vae() -> AutoencoderKL:
-    """An f=8, 4-channel KL autoencoder: three downsamplings, as SD's (which has 128-512 channels)."""
+    """An f=8, 4-channel KL autoencoder: three downsamplings, as SD's (which has 128-512 channels).
+
+    Channels grow as resolution falls (16 at 64x64 ... 128 at 8x8): the full-resolution layers
+    cost the most time, and colours and shapes are decided at the low ones.
+    """
     return AutoencoderKL(
         in_channels=3,
         out_channels=3,
         down_block_types=("DownEncoderBlock2D",) * 4,
         up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(32, 64, 128, 128),
+        block_out_channels=(16, 32, 64, 128),
         layers_per_block=1,
         latent_channels=LATENT_CHANNELS,
         norm_num_groups=16,

@@ -4,8 +4,9 @@ Latent diffusion (Rombach et al., 2022) is trained in two stages, and so is this
 
 1. **VAE** -- an `AutoencoderKL` learns to squeeze 64x64x3 images into 8x8x4 latents and back:
    reconstruction loss (MSE + L1) plus a tiny KL term towards N(0, I), as in SD's autoencoder
-   (Appendix G of the paper; SD used weight 1e-6). It is fully convolutional, so it trains on
-   32x32 crops (4x cheaper) and still decodes 64x64 latents-to-images exactly.
+   (Appendix G of the paper; SD used weight 1e-6). It trains on whole 64x64 images: crops
+   would be cheaper, but GroupNorm then sees other statistics in training than on whole images,
+   and the decoder paints blotches on the empty background (we tried).
 2. **Text encoder + UNet** -- every image is encoded once (the "pre-encoded latents" trick),
    the latents are scaled by `scaling_factor` = 1 / std(latents), measured from the data the
    way SD's 0.18215 was, and the UNet learns to predict the noise added at a random timestep
@@ -51,9 +52,8 @@ class TrainConfig:
     out: str = "runs/tiny"
     seed: int = 0
     # stage 1: the VAE
-    vae_steps: int = 1200
-    vae_batch_size: int = 32
-    vae_crop: int = 32
+    vae_steps: int = 1400
+    vae_batch_size: int = 16
     vae_lr: float = 2e-3
     kl_weight: float = 1e-6
     # pre-encoded dataset
@@ -76,26 +76,6 @@ class TrainConfig:
 def images_to_tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 (n, h, w, 3) -> float (n, 3, h, w) in [-1, 1], the range SD's VAE works in."""
     return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-
-
-def object_crops(images: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """One size x size crop per image that contains an object pixel, its corner on the 8-pixel grid.
-
-    Objects cover a small part of the canvas, so random crops would be mostly background; the
-    grid keeps the crop aligned with the f=8 latent cells, as a full image's are.
-    """
-    if size >= images.shape[1]:
-        return images
-    f, limit = tiny.VAE_SCALE_FACTOR, images.shape[1] - size
-    crops = []
-    for img in images:
-        ys, xs = np.nonzero(shapes.foreground(img))
-        k = rng.integers(len(ys))
-        # the grid corners whose crop contains pixel (ys[k], xs[k])
-        y0 = rng.integers(max(0, ys[k] - size + 1 + f - 1) // f, min(limit, ys[k]) // f + 1) * f
-        x0 = rng.integers(max(0, xs[k] - size + 1 + f - 1) // f, min(limit, xs[k]) // f + 1) * f
-        crops.append(img[y0:y0 + size, x0:x0 + size])
-    return np.stack(crops)
 
 
 def tokenize(tokenizer, captions: list[str]) -> torch.Tensor:
@@ -221,7 +201,7 @@ def train_vae(cfg: TrainConfig, accelerator: Accelerator, resume: bool):
     while stage.step < cfg.vae_steps:
         rng = np.random.default_rng([cfg.seed, 1, stage.step, accelerator.process_index])
         images, _ = shapes.batch(shapes.random_scene(rng, cfg.p_two) for _ in range(cfg.vae_batch_size))
-        x = images_to_tensor(object_crops(images, cfg.vae_crop, rng)).to(accelerator.device)
+        x = images_to_tensor(images).to(accelerator.device)
         with accelerator.accumulate(vae):
             loss, mse = vae_loss(vae, x, cfg.kl_weight, stage_rng.generator)
             accelerator.backward(loss)
@@ -352,6 +332,10 @@ def export(pipe: StableDiffusionPipeline, folder: Path, card: dict) -> None:
         shutil.rmtree(folder)
     pipe.to(torch.float16).save_pretrained(folder, safe_serialization=True)
     pipe.to(torch.float32)
+    # transformers 5 saves the tokenizer as one 3.6 MB tokenizer.json; the CLIP vocab + merges
+    # it was built from hold the same tokenizer in 1.5 MB.
+    shutil.rmtree(folder / "tokenizer")
+    shutil.copytree(tiny.TOKENIZER_DIR, folder / "tokenizer")
     (folder / "training.json").write_text(json.dumps(card, indent=2) + "\n")
 
 
