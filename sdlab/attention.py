@@ -1,0 +1,194 @@
+"""Cross-attention maps: which pixels each prompt token speaks to, captured from the real UNet.
+
+Every transformer block in Stable Diffusion's UNet has two attention layers (Rombach et al.,
+2022, Sec. 3.3): `attn1`, self-attention of the image on itself, and `attn2`, cross-attention
+from the image to the text:
+
+    Attention(Q, K, V) = softmax(Q K^T / sqrt(d)) V,
+    Q = W_Q phi(z_t)        one row per latent pixel          (to_q)
+    K = W_K tau(y)          one row per prompt token (77)     (to_k)
+    V = W_V tau(y)                                            (to_v)
+
+phi(z_t) are the UNet's image features and tau(y) = `prompt_embeds`. Row i of the
+attention probabilities softmax(Q K^T / sqrt(d)) says how latent pixel i spreads its attention
+over the 77 tokens; column j, reshaped to (h, w), is token j's *attention map*. Hertz et al.
+(2022, "Prompt-to-Prompt Image Editing with Cross Attention Control") showed that these maps
+place each word on the pixels it describes.
+
+diffusers computes attention in swappable *attention processors*. `StoreCrossAttnProcessor`
+is diffusers' plain `AttnProcessor` that also records the probabilities of cross-attention
+layers into an `AttentionStore`; `capture_cross_attention` installs it on a UNet with
+`unet.set_attn_processor` and puts the original processors back afterwards:
+
+    store = AttentionStore(latent_size=(8, 8))
+    with capture_cross_attention(pipe.unet, store):
+        image = pipe("a large red circle on the left", ...).images[0]
+    maps = store.token_maps()            # (steps, batch, 77, h, w), averaged over heads and layers
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers.models.attention_processor import Attention, AttnProcessor
+
+
+class AttentionStore:
+    """Cross-attention probabilities per denoising step, averaged over heads and layers.
+
+    Each cross-attention layer's map (h_l, w_l) is resized (bilinear) to `latent_size` before
+    averaging, so layers at different resolutions (SD v1.5: 64, 32, 16 and 8 latent pixels;
+    the tiny UNet: 4 only) add up. A denoising step is complete when every cross-attention
+    layer of the UNet has been called once.
+
+    Args:
+        latent_size: (h, w) of the latents, e.g. (64, 64) for SD v1.5 at 512x512.
+    """
+
+    def __init__(self, latent_size: tuple[int, int]):
+        self.latent_size = tuple(int(s) for s in latent_size)
+        self.num_layers = 0  # set by capture_cross_attention
+        self.layer_sizes: set[tuple[int, int]] = set()
+        self.steps: list[torch.Tensor] = []  # each (batch, 77, h, w), on the CPU in fp32
+        self._sum: torch.Tensor | None = None
+        self._calls = 0
+
+    def reset(self) -> None:
+        self.steps, self._sum, self._calls = [], None, 0
+
+    def add(self, attention_probs: torch.Tensor, heads: int) -> None:
+        """Record one layer's probabilities (batch * heads, h_l * w_l, tokens)."""
+        bh, queries, tokens = attention_probs.shape
+        h, w = self.latent_size
+        scale = math.sqrt(h * w / queries)
+        hl, wl = round(h / scale), round(w / scale)
+        if hl * wl != queries:
+            raise ValueError(f"cannot lay {queries} attention queries out on a grid with the latents' aspect "
+                             f"{h}x{w}; use a height and width divisible by 64")
+        self.layer_sizes.add((hl, wl))
+        probs = attention_probs.detach().float().reshape(bh // heads, heads, hl, wl, tokens).mean(1)
+        probs = probs.permute(0, 3, 1, 2)  # (batch, tokens, h_l, w_l)
+        if (hl, wl) != (h, w):
+            probs = F.interpolate(probs, size=(h, w), mode="bilinear", align_corners=False)
+        probs = probs.cpu()
+        self._sum = probs if self._sum is None else self._sum + probs
+        self._calls += 1
+        if self.num_layers and self._calls % self.num_layers == 0:
+            self.steps.append(self._sum / self.num_layers)
+            self._sum = None
+
+    def token_maps(self) -> torch.Tensor:
+        """All recorded steps as one tensor (steps, batch, tokens, h, w)."""
+        if not self.steps:
+            raise ValueError("nothing recorded: run the pipeline inside `capture_cross_attention`")
+        return torch.stack(self.steps)
+
+
+class StoreCrossAttnProcessor(AttnProcessor):
+    """diffusers' `AttnProcessor` (attention written out, no fused kernel) that records the
+    cross-attention probabilities softmax(Q K^T / sqrt(d)) into an `AttentionStore`.
+
+    Self-attention (no `encoder_hidden_states`) is computed but not recorded.
+    """
+
+    def __init__(self, store: AttentionStore):
+        super().__init__()
+        self.store = store
+
+    def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
+                 attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None, *args, **kwargs) -> torch.Tensor:
+        is_cross = encoder_hidden_states is not None
+        residual = hidden_states
+        if attn.spatial_norm is not None:
+            hidden_states = attn.spatial_norm(hidden_states, temb)
+        input_ndim = hidden_states.ndim
+        if input_ndim == 4:
+            batch_size, channel, height, width = hidden_states.shape
+            hidden_states = hidden_states.view(batch_size, channel, height * width).transpose(1, 2)
+        batch_size, sequence_length, _ = hidden_states.shape if encoder_hidden_states is None else encoder_hidden_states.shape
+        attention_mask = attn.prepare_attention_mask(attention_mask, sequence_length, batch_size)
+        if attn.group_norm is not None:
+            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+        # 1. queries from the image, keys and values from the text (or the image, for self-attention)
+        query = attn.to_q(hidden_states)  # (batch, h*w, inner_dim)
+        if encoder_hidden_states is None:
+            encoder_hidden_states = hidden_states
+        elif attn.norm_cross:
+            encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
+        key = attn.to_k(encoder_hidden_states)  # (batch, 77, inner_dim)
+        value = attn.to_v(encoder_hidden_states)
+        query, key, value = attn.head_to_batch_dim(query), attn.head_to_batch_dim(key), attn.head_to_batch_dim(value)
+        # 2. softmax(Q K^T / sqrt(d)): (batch * heads, h*w, 77), each row sums to 1 over the tokens
+        attention_probs = attn.get_attention_scores(query, key, attention_mask)
+        if is_cross:
+            self.store.add(attention_probs, attn.heads)
+        # 3. the weighted sum of values, then the output projection
+        hidden_states = attn.batch_to_head_dim(torch.bmm(attention_probs, value))
+        hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
+        if input_ndim == 4:
+            hidden_states = hidden_states.transpose(-1, -2).reshape(batch_size, channel, height, width)
+        if attn.residual_connection:
+            hidden_states = hidden_states + residual
+        return hidden_states / attn.rescale_output_factor
+
+
+def cross_attention_names(unet) -> list[str]:
+    """Names of the UNet's cross-attention processors (the `attn2` layers)."""
+    return [name for name in unet.attn_processors if name.endswith("attn2.processor")]
+
+
+@contextlib.contextmanager
+def capture_cross_attention(unet, store: AttentionStore) -> Iterator[AttentionStore]:
+    """Record cross-attention into `store` while inside the block; restores the processors after.
+
+    Args:
+        unet: a `UNet2DConditionModel` (e.g. `pipe.unet`).
+        store: where the maps go; its `num_layers` is set to the UNet's cross-attention count.
+    """
+    original = unet.attn_processors
+    names = cross_attention_names(unet)
+    if not names:
+        raise ValueError("this UNet has no cross-attention (attn2) layers to record")
+    store.num_layers = len(names)
+    store.reset()
+    processor = StoreCrossAttnProcessor(store)
+    unet.set_attn_processor({name: processor if name in names else proc for name, proc in original.items()})
+    try:
+        yield store
+    finally:
+        unet.set_attn_processor(original)
+
+
+def token_index(tokenizer, prompt: str, word: str) -> int:
+    """Position of `word` among the prompt's 77 token positions (0 is the BOS token).
+
+    Raises ValueError when the word is not one token of the prompt.
+    """
+    ids = tokenizer(prompt).input_ids
+    word_ids = tokenizer(word, add_special_tokens=False).input_ids
+    if len(word_ids) != 1:
+        raise ValueError(f"{word!r} is {len(word_ids)} CLIP tokens; pick a word that is a single token")
+    if word_ids[0] not in ids:
+        raise ValueError(f"{word!r} is not a token of the prompt {prompt!r}")
+    return ids.index(word_ids[0])
+
+
+def upsample(token_map: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize one map (h, w) to `size` (bilinear), normalised to sum to 1 over the pixels."""
+    m = F.interpolate(token_map[None, None].float(), size=size, mode="bilinear", align_corners=False)[0, 0]
+    m = m.clamp_min(0)
+    return m / m.sum().clamp_min(1e-12)
+
+
+def mass_inside(token_map: torch.Tensor, mask: np.ndarray | torch.Tensor) -> float:
+    """Fraction of a token's attention mass that falls inside a pixel mask (H, W).
+
+    The map is resized to the mask's size and normalised to sum to 1; compare the result with
+    the mask's area fraction `mask.mean()`, which is what attention spread evenly would give.
+    """
+    mask = torch.as_tensor(np.asarray(mask), dtype=torch.bool)
+    return float(upsample(token_map, tuple(mask.shape))[mask].sum())
