@@ -72,6 +72,11 @@ def build_vae() -> AutoencoderKL:
 
     Channels grow as resolution falls (16 at 64x64 ... 128 at 8x8): the full-resolution layers
     cost the most time, and colours and shapes are decided at the low ones.
+
+    GroupNorm uses 4 groups, so that even the 16-channel layers normalise 4 channels together.
+    With one channel per group (16 groups of 16 channels) the decoder's last normalisation
+    rescales each channel on its own, which erases how bright each channel is -- that is, the
+    colour -- and every colour comes out washed (we measured it: yellow decoded as orange).
     """
     return AutoencoderKL(
         in_channels=3,
@@ -81,7 +86,7 @@ def build_vae() -> AutoencoderKL:
         block_out_channels=(16, 32, 64, 128),
         layers_per_block=1,
         latent_channels=LATENT_CHANNELS,
-        norm_num_groups=16,
+        norm_num_groups=4,
         sample_size=IMAGE_SIZE,
         mid_block_add_attention=False,  # an 8x8 bottleneck needs no self-attention
     )
@@ -106,7 +111,7 @@ def build_unet() -> UNet2DConditionModel:
         # (SD v1.5 sets 8); 4 heads of 32 channels at the 128-channel level.
         attention_head_dim=4,
         cross_attention_dim=TEXT_HIDDEN,
-        norm_num_groups=32,
+        norm_num_groups=8,  # 8 channels per group at 64 channels: keeps per-channel levels (see build_vae)
     )
 
 

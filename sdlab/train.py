@@ -158,6 +158,10 @@ class Stage:
             self.accelerator.load_state(str(self.ckpt))
             self.step = json.loads((self.ckpt / "step.json").read_text())["step"]
             self.accelerator.print(f"resumed {self.folder.name} at step {self.step}")
+            if self.log_path.exists() and self.accelerator.is_main_process:  # drop rows the checkpoint does not cover
+                lines = self.log_path.read_text().splitlines(keepends=True)
+                kept = [line for line in lines[1:] if int(line.split(",")[0]) <= self.step]
+                self.log_path.write_text("".join(lines[:1] + kept))
         return self.step
 
     def save(self):

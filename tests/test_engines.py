@@ -150,3 +150,38 @@ def test_every_error_is_an_sdlab_error():
     for cls in (sdlab.UnknownEngineError, sdlab.WeightsNotFoundError, sdlab.DeviceNotAvailableError,
                 sdlab.InvalidInputError, sdlab.OutOfMemoryError):
         assert issubclass(cls, sdlab.SdlabError)
+
+
+def _fake_hub_cache(pipe, cache, model_id, variant=None):
+    """Lay out a saved pipeline as the Hugging Face cache does (refs/main -> snapshots/<hash>)."""
+    repo = cache / f"models--{model_id.replace('/', '--')}"
+    commit = "0" * 40
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    pipe.save_pretrained(repo / "snapshots" / commit, variant=variant)
+
+
+def test_sd15_loads_from_the_local_cache_offline(tiny_pipe, tmp_path, monkeypatch):
+    """The real sd15 code path, with the tiny model standing in for the cached SD v1.5 weights."""
+    _fake_hub_cache(tiny_pipe, tmp_path, sdlab.SD15_MODEL_ID)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    assert engines._is_cached(sdlab.SD15_MODEL_ID)
+    pipe = sdlab.load_pipeline("sd15", device="cpu")
+    assert isinstance(pipe, StableDiffusionPipeline) and pipe.unet.dtype == torch.float32
+
+
+def test_fp16_variant_falls_back_to_the_plain_weights(tiny_pipe, tmp_path):
+    tiny_pipe.save_pretrained(tmp_path / "plain")
+    pipe = engines._load(tmp_path / "plain", torch.device("cpu"), torch.float32, variant="fp16")
+    assert isinstance(pipe, StableDiffusionPipeline)
+
+
+@pytest.mark.parametrize("cached, reachable, expected", [(True, False, "sd15"), (False, True, "sd15"), (False, False, "tiny")])
+def test_auto_on_a_gpu_machine_decides_by_cache_and_network(monkeypatch, cached, reachable, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(engines, "_is_cached", lambda model_id: cached)
+    monkeypatch.setattr(engines, "_is_reachable", lambda model_id: reachable)
+    engine, why = engines._auto_engine(None)
+    assert engine == expected and sdlab.SD15_MODEL_ID in why
+    assert engines._auto_engine("cpu")[0] == "tiny"
