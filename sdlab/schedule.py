@@ -114,7 +114,7 @@ def alphas_cumprod(betas: torch.Tensor) -> torch.Tensor:
 
 
 def snr(alphas_cumprod: torch.Tensor) -> torch.Tensor:
-    """Signal-to-noise ratio alpha_bar_t / (1 - alpha_bar_t) of x_t (Kingma et al., 2021, eq. 3)."""
+    """Signal-to-noise ratio alpha_bar_t / (1 - alpha_bar_t) of x_t (Kingma et al., 2021, "Variational Diffusion Models")."""
     return alphas_cumprod / (1.0 - alphas_cumprod)
 
 
