@@ -20,7 +20,7 @@ is diffusers' plain `AttnProcessor` that also records the probabilities of cross
 layers into an `AttentionStore`; `capture_cross_attention` installs it on a UNet with
 `unet.set_attn_processor` and puts the original processors back afterwards:
 
-    store = AttentionStore(latent_size=(8, 8))
+    store = AttentionStore(map_size=(8, 8))   # the latents' (h, w), or smaller with the same aspect
     with capture_cross_attention(pipe.unet, store):
         image = pipe("a large red circle on the left", ...).images[0]
     maps = store.token_maps()            # (steps, batch, 77, h, w), averaged over heads and layers
@@ -40,17 +40,19 @@ from diffusers.models.attention_processor import Attention, AttnProcessor
 class AttentionStore:
     """Cross-attention probabilities per denoising step, averaged over heads and layers.
 
-    Each cross-attention layer's map (h_l, w_l) is resized (bilinear) to `latent_size` before
+    Each cross-attention layer's map (h_l, w_l) is resized (bilinear) to `map_size` before
     averaging, so layers at different resolutions (SD v1.5: 64, 32, 16 and 8 latent pixels;
     the tiny UNet: 4 only) add up. A denoising step is complete when every cross-attention
     layer of the UNet has been called once.
 
     Args:
-        latent_size: (h, w) of the latents, e.g. (64, 64) for SD v1.5 at 512x512.
+        map_size: (h, w) of the stored maps, with the latents' aspect ratio: the latents' own
+            size (8x8 for the tiny engine), or smaller to save memory (SD v1.5's latents are
+            64x64; 16x16 maps keep 16 times less).
     """
 
-    def __init__(self, latent_size: tuple[int, int]):
-        self.latent_size = tuple(int(s) for s in latent_size)
+    def __init__(self, map_size: tuple[int, int]):
+        self.map_size = tuple(int(s) for s in map_size)
         self.num_layers = 0  # set by capture_cross_attention
         self.layer_sizes: set[tuple[int, int]] = set()
         self.steps: list[torch.Tensor] = []  # each (batch, 77, h, w), on the CPU in fp32
@@ -63,7 +65,7 @@ class AttentionStore:
     def add(self, attention_probs: torch.Tensor, heads: int) -> None:
         """Record one layer's probabilities (batch * heads, h_l * w_l, tokens)."""
         bh, queries, tokens = attention_probs.shape
-        h, w = self.latent_size
+        h, w = self.map_size
         scale = math.sqrt(h * w / queries)
         hl, wl = round(h / scale), round(w / scale)
         if hl * wl != queries:

@@ -26,7 +26,7 @@ from .sampling import decode, encode_prompt
 
 def image_to_tensor(image: np.ndarray, height: int, width: int) -> torch.Tensor:
     """uint8 (H, W, 3) -> float (1, 3, height, width) in [-1, 1], resized (bicubic) when needed."""
-    x = torch.from_numpy(np.asarray(image)).permute(2, 0, 1)[None].float().div(127.5).sub(1.0)
+    x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float().div(127.5).sub(1.0)
     if x.shape[-2:] != (height, width):
         x = F.interpolate(x, size=(height, width), mode="bicubic", align_corners=False).clamp(-1, 1)
     return x

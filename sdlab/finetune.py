@@ -180,7 +180,7 @@ def add_placeholder_token(tokenizer, text_encoder, token: str, initializer: str)
     if len(init_ids) != 1:
         raise ValueError(f"the initializer {initializer!r} is {len(init_ids)} tokens; use a single-token word")
     token_id = tokenizer.convert_tokens_to_ids(token)
-    text_encoder.resize_token_embeddings(len(tokenizer))
+    text_encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)  # the row is set just below
     embeddings = text_encoder.get_input_embeddings().weight
     with torch.no_grad():
         embeddings[token_id] = embeddings[init_ids[0]]
@@ -224,11 +224,15 @@ def learned_embedding(pipe: StableDiffusionPipeline, token: str) -> dict[str, to
 # --------------------------------------------------------------------------- LoRA
 
 def lora_parameter_count(unet: torch.nn.Module, rank: int, targets: Sequence[str] = LORA_TARGETS) -> int:
-    """r * (in_features + out_features), summed over the Linear layers that LoRA targets."""
+    """r * (in_features + out_features), summed over the Linear layers that LoRA targets.
+
+    Works before and after `add_lora` (peft wraps each target and keeps the Linear as `base_layer`).
+    """
     total = 0
     for name, module in unet.named_modules():
-        if isinstance(module, torch.nn.Linear) and any(name == t or name.endswith("." + t) for t in targets):
-            total += rank * (module.in_features + module.out_features)
+        base = getattr(module, "base_layer", module)
+        if isinstance(base, torch.nn.Linear) and any(name == t or name.endswith("." + t) for t in targets):
+            total += rank * (base.in_features + base.out_features)
     return total
 
 

@@ -10,7 +10,7 @@ def test_capture_leaves_images_unchanged_and_restores_processors(tiny_pipe):
     before = {name: type(p) for name, p in tiny_pipe.unet.attn_processors.items()}
     prompt = "a large red circle on the left"
     ref = sampling.text_to_image(tiny_pipe, prompt, seed=3, num_inference_steps=6, guidance_scale=4.0)
-    store = attention.AttentionStore(latent_size=(tiny_pipe.unet.config.sample_size,) * 2)
+    store = attention.AttentionStore(map_size=(tiny_pipe.unet.config.sample_size,) * 2)
     with attention.capture_cross_attention(tiny_pipe.unet, store):
         ours = sampling.text_to_image(tiny_pipe, prompt, seed=3, num_inference_steps=6, guidance_scale=4.0)
     torch.testing.assert_close(ours, ref, atol=1e-4, rtol=1e-4)
@@ -18,7 +18,7 @@ def test_capture_leaves_images_unchanged_and_restores_processors(tiny_pipe):
 
 
 def test_maps_have_one_entry_per_step_and_sum_to_one_over_tokens(tiny_pipe):
-    store = attention.AttentionStore(latent_size=(8, 8))
+    store = attention.AttentionStore(map_size=(8, 8))
     with attention.capture_cross_attention(tiny_pipe.unet, store):
         sampling.text_to_image(tiny_pipe, ["a red circle", "a blue square"], seed=0, num_inference_steps=4,
                                guidance_scale=4.0, height=64, width=64)

@@ -66,6 +66,7 @@ def test_lora_starts_as_a_no_op_trains_only_its_matrices_and_reloads(fresh_pipe,
     base = {n: p.detach().clone() for n, p in pipe.unet.named_parameters()}
     params = finetune.add_lora(pipe.unet, rank=4)
     assert finetune.trainable_parameters(pipe.unet) == sum(p.numel() for p in params) == expected_count
+    assert finetune.lora_parameter_count(pipe.unet, rank=4) == expected_count  # also counts wrapped layers
     with torch.no_grad():
         torch.testing.assert_close(pipe.unet(latents[:1], t, encoder_hidden_states=prompt_embeds).sample, ref)
     finetune.train_lora(pipe, params, latents, ids, steps=2, lr=1e-2, batch_size=4)
