@@ -16,6 +16,11 @@ Latent diffusion (Rombach et al., 2022) is trained in two stages, and so is this
    Salimans, 2022). The loss is weighted by min-SNR-5 (Hang et al., 2023), which speeds up
    convergence; an EMA of the weights is what ships.
 
+3. **Decoder** -- the decoder alone goes on learning with the encoder frozen, as Stability AI
+   made SD's improved `sd-vae-ft-mse` decoder: the latents do not move, so the UNet's training
+   is unaffected, and this stage can run in a second process beside stage 2
+   (`--stages decoder` in one, `--stages encode,unet` in the other).
+
 Everything runs through `accelerate`, so the same command trains on a CPU, a GPU, or several
 GPUs (`accelerate launch -m sdlab.train ...`). Progress bars, a CSV loss log, checkpoints
 every few minutes, and `--resume` make a stopped run lose nothing.
@@ -27,10 +32,12 @@ every few minutes, and `--resume` make a stopped run lose nothing.
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import json
 import math
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,9 +47,10 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from diffusers import StableDiffusionPipeline
+from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
 from diffusers.training_utils import EMAModel, compute_snr
 from tqdm.auto import tqdm
+from transformers import CLIPTextModel
 
 from . import shapes, tiny
 
@@ -56,6 +64,9 @@ class TrainConfig:
     vae_batch_size: int = 16
     vae_lr: float = 2e-3
     kl_weight: float = 1e-6
+    # stage 3: the decoder alone, encoder frozen (SD's ft-MSE VAE was made the same way)
+    decoder_steps: int = 800
+    decoder_lr: float = 1e-3
     # pre-encoded dataset
     num_images: int = 16000
     p_two: float = 0.2
@@ -149,14 +160,17 @@ class Stage:
         self.every = every_minutes * 60
         self.folder.mkdir(parents=True, exist_ok=True)
         self.step = 0
+        self.seconds = 0.0  # time spent in this stage's steps, summed over resumed runs
         self.ckpt = folder / "checkpoint"
         self.log_path = folder / "log.csv"
-        self.last_save = time.time()
+        self.last_save = self.last_tick = time.time()
 
     def resume(self) -> int:
         if (self.ckpt / "step.json").exists():
             self.accelerator.load_state(str(self.ckpt))
-            self.step = json.loads((self.ckpt / "step.json").read_text())["step"]
+            saved = json.loads((self.ckpt / "step.json").read_text())
+            self.step, self.seconds = saved["step"], saved.get("seconds", 0.0)
+            self.last_tick = time.time()
             self.accelerator.print(f"resumed {self.folder.name} at step {self.step}")
             if self.log_path.exists() and self.accelerator.is_main_process:  # drop rows the checkpoint does not cover
                 lines = self.log_path.read_text().splitlines(keepends=True)
@@ -167,7 +181,7 @@ class Stage:
     def save(self):
         self.accelerator.save_state(str(self.ckpt))
         if self.accelerator.is_main_process:
-            (self.ckpt / "step.json").write_text(json.dumps({"step": self.step}))
+            (self.ckpt / "step.json").write_text(json.dumps({"step": self.step, "seconds": round(self.seconds, 1)}))
         self.last_save = time.time()
 
     def log(self, **values):
@@ -182,32 +196,36 @@ class Stage:
 
     def tick(self):
         self.step += 1
+        now = time.time()
+        self.seconds, self.last_tick = self.seconds + now - self.last_tick, now
         if time.time() - self.last_save > self.every:
             self.save()
 
 
 # --------------------------------------------------------------------------- stage 1
 
-def train_vae(cfg: TrainConfig, accelerator: Accelerator, resume: bool):
-    out = Path(cfg.out) / "vae"
-    if (out / "final" / "config.json").exists():
-        from diffusers import AutoencoderKL
+def _train_autoencoder(cfg: TrainConfig, name: str, stage_id: int, vae: AutoencoderKL, steps: int, lr: float,
+                       kl_weight: float, resume: bool) -> AutoencoderKL:
+    """The loop shared by stage 1 (the whole VAE) and stage 3 (the decoder, encoder frozen)."""
+    out = Path(cfg.out) / name
+    if _finished(out, steps):
         return AutoencoderKL.from_pretrained(out / "final")
-    vae = tiny.build_vae()
-    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(100, cfg.vae_steps))
+    accelerator = Accelerator()  # one per stage, so that each stage's checkpoint holds only its own state
+    params = [p for p in vae.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(min(100, steps // 10 + 1), steps))
     vae, opt, sched = accelerator.prepare(vae, opt, sched)
-    stage = Stage(accelerator, out, cfg.vae_steps, cfg.checkpoint_minutes)
-    accelerator.register_for_checkpointing(stage_rng := _RngState(cfg.seed + 1))
+    stage = Stage(accelerator, out, steps, cfg.checkpoint_minutes)
+    accelerator.register_for_checkpointing(stage_rng := _RngState(cfg.seed + stage_id))
     if resume:
         stage.resume()
-    bar = tqdm(total=cfg.vae_steps, initial=stage.step, desc="VAE", disable=not accelerator.is_local_main_process)
-    while stage.step < cfg.vae_steps:
-        rng = np.random.default_rng([cfg.seed, 1, stage.step, accelerator.process_index])
+    bar = tqdm(total=steps, initial=stage.step, desc=name, disable=not accelerator.is_local_main_process)
+    while stage.step < steps:
+        rng = np.random.default_rng([cfg.seed, stage_id, stage.step, accelerator.process_index])
         images, _ = shapes.batch(shapes.random_scene(rng, cfg.p_two) for _ in range(cfg.vae_batch_size))
         x = images_to_tensor(images).to(accelerator.device)
         with accelerator.accumulate(vae):
-            loss, mse = vae_loss(vae, x, cfg.kl_weight, stage_rng.generator)
+            loss, mse = vae_loss(vae, x, kl_weight, stage_rng.generator)
             accelerator.backward(loss)
             opt.step(), sched.step(), opt.zero_grad()
         psnr = 10 * math.log10(4.0 / max(mse.item(), 1e-10))  # images span [-1, 1]: peak-to-peak 2
@@ -218,10 +236,35 @@ def train_vae(cfg: TrainConfig, accelerator: Accelerator, resume: bool):
         bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{psnr:.1f}dB")
     bar.close()
     stage.save()
-    vae = accelerator.unwrap_model(vae)
+    vae = accelerator.unwrap_model(vae).requires_grad_(True)
     if accelerator.is_main_process:
         vae.save_pretrained(out / "final")
     return vae
+
+
+def train_vae(cfg: TrainConfig, resume: bool) -> AutoencoderKL:
+    """Stage 1: the whole autoencoder, reconstruction + KL."""
+    return _train_autoencoder(cfg, "vae", 1, tiny.build_vae(), cfg.vae_steps, cfg.vae_lr, cfg.kl_weight, resume)
+
+
+def train_decoder(cfg: TrainConfig, vae: AutoencoderKL, resume: bool) -> AutoencoderKL:
+    """Stage 3: fine-tune the decoder with the encoder frozen, so the latents do not move.
+
+    Stability AI improved SD's decoder the same way (sd-vae-ft-mse): the diffusion model was
+    trained on the encoder's latents, and a better decoder for the same latents is a drop-in.
+    Here it also means the decoder can go on learning while the UNet trains on fixed latents.
+    """
+    if cfg.decoder_steps == 0:
+        return vae
+    vae = copy.deepcopy(vae)
+    vae.encoder.requires_grad_(False), vae.quant_conv.requires_grad_(False)
+    return _train_autoencoder(cfg, "decoder", 4, vae, cfg.decoder_steps, cfg.decoder_lr, 0.0, resume)
+
+
+def _finished(out: Path, steps: int) -> bool:
+    """A stage is finished when its final weights exist and its checkpoint reached `steps`."""
+    step_file = out / "checkpoint" / "step.json"
+    return (out / "final").is_dir() and step_file.exists() and json.loads(step_file.read_text())["step"] >= steps
 
 
 class _RngState:
@@ -245,6 +288,7 @@ def encode_dataset(vae, cfg: TrainConfig, device) -> dict:
     path = Path(cfg.out) / "latents.pt"
     if path.exists():
         return torch.load(path)
+    t0 = time.time()
     scenes = shapes.sample(cfg.num_images, seed=cfg.seed + 2, p_two=cfg.p_two)
     means, stds = [], []
     vae.eval()
@@ -258,6 +302,7 @@ def encode_dataset(vae, cfg: TrainConfig, device) -> dict:
     # SD's scaling factor: 1 / std of the latents, so that the diffusion model sees unit variance
     sample = data["mean"] + data["std"] * torch.randn_like(data["std"])
     data["scaling_factor"] = float(1.0 / sample.flatten().std())
+    data["seconds"] = round(time.time() - t0, 1)
     torch.save(data, path)
     return data
 
@@ -272,9 +317,14 @@ def caption_for(things: list[dict], rng: np.random.Generator) -> str:
 
 # --------------------------------------------------------------------------- stage 2
 
-def train_unet(cfg: TrainConfig, accelerator: Accelerator, data: dict, resume: bool):
+def train_unet(cfg: TrainConfig, data: dict, resume: bool):
+    """Stage 2: text encoder + UNet on the noise-prediction loss; returns the EMA weights."""
     out = Path(cfg.out) / "unet"
     tokenizer = tiny.load_tokenizer()
+    if _finished(out, cfg.unet_steps):
+        return (tokenizer, CLIPTextModel.from_pretrained(out / "final" / "text_encoder"),
+                UNet2DConditionModel.from_pretrained(out / "final" / "unet"))
+    accelerator = Accelerator()
     text_encoder, unet = tiny.build_text_encoder(), tiny.build_unet()
     noise_scheduler = tiny.build_noise_scheduler()
     params = list(text_encoder.parameters()) + list(unet.parameters())
@@ -315,6 +365,9 @@ def train_unet(cfg: TrainConfig, accelerator: Accelerator, data: dict, resume: b
     stage.save()
     text_encoder, unet = accelerator.unwrap_model(text_encoder), accelerator.unwrap_model(unet)
     ema.copy_to(list(text_encoder.parameters()) + list(unet.parameters()))
+    if accelerator.is_main_process:
+        text_encoder.save_pretrained(out / "final" / "text_encoder")
+        unet.save_pretrained(out / "final" / "unet")
     return tokenizer, text_encoder, unet
 
 
@@ -343,38 +396,65 @@ def export(pipe: StableDiffusionPipeline, folder: Path, card: dict) -> None:
     (folder / "training.json").write_text(json.dumps(card, indent=2) + "\n")
 
 
+STAGES = ("vae", "encode", "decoder", "unet")
+
+
+def stage_seconds(out: Path) -> dict[str, float]:
+    """Compute time of each finished or checkpointed stage, summed over resumed runs."""
+    seconds = {}
+    for name in ("vae", "decoder", "unet"):
+        path = out / name / "checkpoint" / "step.json"
+        if path.exists():
+            seconds[name] = json.loads(path.read_text()).get("seconds", 0.0)
+    if (out / "latents.pt").exists():
+        seconds["encode"] = torch.load(out / "latents.pt")["seconds"]
+    return seconds
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m sdlab.train", description=__doc__.split("\n\n")[0])
     for field, default in asdict(TrainConfig()).items():
         parser.add_argument("--" + field.replace("_", "-"), type=type(default), default=default)
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
+    parser.add_argument("--stages", default=",".join(STAGES),
+                        help="stages to run, in order (default: all). 'decoder' needs only 'vae', so it can "
+                             "run in a second process beside 'encode,unet'")
     parser.add_argument("--export", type=Path, default=None, help=f"save the fp16 pipeline here (e.g. {tiny.TINY_DIR})")
     args = parser.parse_args(argv)
     cfg = TrainConfig(**{k: getattr(args, k) for k in asdict(TrainConfig())})
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    if unknown := set(stages) - set(STAGES):
+        parser.error(f"unknown stage(s) {sorted(unknown)}; choose from {STAGES}")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     set_seed(cfg.seed)
-    accelerator = Accelerator()
-    Path(cfg.out).mkdir(parents=True, exist_ok=True)
-    (Path(cfg.out) / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
-    t0 = time.time()
-    vae = train_vae(cfg, accelerator, args.resume)
-    t_vae = time.time() - t0
-    data = encode_dataset(vae.to(accelerator.device), cfg, accelerator.device)
-    t_enc = time.time() - t0 - t_vae
-    tokenizer, text_encoder, unet = train_unet(cfg, accelerator, data, args.resume)
-    t_total = time.time() - t0
-    if accelerator.is_main_process:
-        pipe = assemble(vae.cpu(), text_encoder.cpu(), tokenizer, unet.cpu(), data["scaling_factor"])
-        pipe.save_pretrained(Path(cfg.out) / "pipeline")
-        card = {"command": "python -m sdlab.train " + " ".join(argv or __import__("sys").argv[1:]),
-                "config": asdict(cfg), "scaling_factor": data["scaling_factor"],
-                "seconds_this_run": {"vae": round(t_vae), "encode": round(t_enc), "total": round(t_total)},
-                "torch_threads": torch.get_num_threads(), "device": str(accelerator.device)}
-        (Path(cfg.out) / "training.json").write_text(json.dumps(card, indent=2) + "\n")
-        if args.export:
-            export(pipe, args.export, card)
-        print(f"done in {t_total / 60:.1f} min; pipeline in {Path(cfg.out) / 'pipeline'}")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    vae = train_vae(cfg, args.resume)
+    data = None
+    if "encode" in stages or "unet" in stages:
+        accelerator = Accelerator()
+        with accelerator.main_process_first():  # one process encodes; the others then read latents.pt
+            data = encode_dataset(vae.to(accelerator.device), cfg, accelerator.device)
+    decoder_vae = train_decoder(cfg, vae, args.resume) if "decoder" in stages else None
+    if "unet" not in stages:
+        print(f"stages {stages} done; run the rest (e.g. --stages unet --resume) to assemble the pipeline")
+        return
+    tokenizer, text_encoder, unet = train_unet(cfg, data, args.resume)
+    if decoder_vae is None:  # the decoder stage ran elsewhere (or not at all)
+        decoder_vae = train_decoder(cfg, vae, resume=True) if (out / "decoder" / "final").exists() else vae
+    pipe = assemble(decoder_vae.cpu(), text_encoder.cpu(), tokenizer, unet.cpu(), data["scaling_factor"])
+    pipe.save_pretrained(out / "pipeline")
+    seconds = stage_seconds(out)
+    card = {"command": "python -m sdlab.train " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "config": asdict(cfg), "scaling_factor": data["scaling_factor"],
+            "seconds": seconds, "sequential_minutes": round(sum(seconds.values()) / 60, 1),
+            "torch_threads": torch.get_num_threads(), "device": "cpu" if not torch.cuda.is_available() else "cuda"}
+    (out / "training.json").write_text(json.dumps(card, indent=2) + "\n")
+    if args.export:
+        export(pipe, args.export, card)
+    print(f"done: {card['sequential_minutes']} min of training in all; pipeline in {out / 'pipeline'}")
 
 
 if __name__ == "__main__":

@@ -2,21 +2,28 @@
 import csv
 import json
 
-from diffusers import StableDiffusionPipeline
+import torch
+from diffusers import AutoencoderKL, StableDiffusionPipeline
 
 from sdlab import train
 
 
 def test_train_command_checkpoints_resumes_and_exports(tmp_path):
     out = tmp_path / "run"
-    args = ["--out", str(out), "--vae-steps", "10", "--unet-steps", "10", "--num-images", "64",
+    args = ["--out", str(out), "--vae-steps", "10", "--unet-steps", "10", "--num-images", "64", "--decoder-steps", "4",
             "--batch-size", "8", "--vae-batch-size", "4", "--warmup-steps", "2", "--checkpoint-minutes", "30"]
     train.main(args)
     assert json.loads((out / "unet" / "checkpoint" / "step.json").read_text())["step"] == 10
     rows = list(csv.DictReader((out / "unet" / "log.csv").open()))
     assert [int(r["step"]) for r in rows] == [10] and float(rows[0]["loss"]) > 0
-    assert StableDiffusionPipeline.from_pretrained(str(out / "pipeline")).vae.config.scaling_factor == \
-        json.loads((out / "training.json").read_text())["scaling_factor"]
+    card = json.loads((out / "training.json").read_text())
+    assert StableDiffusionPipeline.from_pretrained(str(out / "pipeline")).vae.config.scaling_factor == card["scaling_factor"]
+    assert set(card["seconds"]) == {"vae", "encode", "decoder", "unet"} and card["sequential_minutes"] > 0
+    # the decoder stage moved the decoder but not the encoder, so the latents stay valid
+    vae1 = AutoencoderKL.from_pretrained(str(out / "vae" / "final"))
+    vae3 = AutoencoderKL.from_pretrained(str(out / "decoder" / "final"))
+    assert torch.equal(vae1.encoder.conv_in.weight, vae3.encoder.conv_in.weight)
+    assert not torch.equal(vae1.decoder.conv_out.weight, vae3.decoder.conv_out.weight)
 
     # a longer run resumes at step 10 instead of starting again, and exports a loadable fp16 copy
     train.main(args[:5] + ["20"] + args[6:] + ["--resume", "--export", str(tmp_path / "exported")])
