@@ -245,10 +245,11 @@ def check_call(pipe: StableDiffusionPipeline, height: int, width: int, num_infer
         if isinstance(value, bool) or not isinstance(value, int):
             raise InvalidInputError(f"{name} must be an int number of pixels, got {value!r}")
         if value <= 0 or value % 8:
-            fix = max(8, round(value / 8) * 8)
+            below, above = value // 8 * 8, value // 8 * 8 + 8
+            fix = f"{name}={below} or {name}={above}" if below > 0 else f"{name}={max(8, above)}"
             raise InvalidInputError(
                 f"{name}={value} is not a positive multiple of 8: the VAE shrinks images 8x, so sizes "
-                f"must divide by 8. Try {name}={fix}.")
+                f"must divide by 8. Try {fix}.")
         if value > biggest:
             raise InvalidInputError(
                 f"{name}={value} is too large for this engine, trained at {native_size(pipe)} px: use at most "

@@ -84,7 +84,7 @@ def test_fp16_on_cpu_runs_in_fp32_instead_of_failing():
 
 @pytest.mark.parametrize("kwargs, needle", [
     (dict(height=60), "height=60 is not a positive multiple of 8"),
-    (dict(width=100), "Try width=104"),
+    (dict(width=100), "Try width=96 or width=104"),
     (dict(height=0), "height=0"),
     (dict(width=64.0), "width must be an int"),
     (dict(height=1024), "too large for this engine"),
