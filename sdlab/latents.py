@@ -59,7 +59,7 @@ def images_to_tensor(images: np.ndarray | Sequence[np.ndarray], size: int | None
 
 @torch.no_grad()
 def encode(pipe, images: np.ndarray | torch.Tensor, *, scaled: bool = True,
-           generator: torch.Generator | None = None, batch_size: int = 16) -> torch.Tensor:
+           generator: torch.Generator | None = None, batch_size: int | None = None) -> torch.Tensor:
     """Images -> latents (n, 4, H/8, W/8) with the pipeline's VAE encoder.
 
     The encoder outputs a diagonal Gaussian q(z|x) (Kingma & Welling, 2014; Rombach et al., 2022,
@@ -72,13 +72,14 @@ def encode(pipe, images: np.ndarray | torch.Tensor, *, scaled: bool = True,
             (n, 3, H, W) in [-1, 1].
         scaled: multiply by `vae.config.scaling_factor`, giving the latents the UNet works on.
         generator: None for the mean; a CPU generator to sample.
-        batch_size: images per encoder call.
+        batch_size: images per encoder call; None: 16 up to 128 px, else 2 (SD's 512 px VAE is big).
 
     Returns:
         latents on `pipe.device` in the VAE's dtype.
     """
     x = images if isinstance(images, torch.Tensor) else images_to_tensor(images, native_size(pipe))
     vae = pipe.vae
+    batch_size = batch_size or (16 if x.shape[-1] <= 128 else 2)
     out = []
     for i in range(0, x.shape[0], batch_size):
         dist = vae.encode(x[i:i + batch_size].to(pipe.device, vae.dtype)).latent_dist
@@ -93,7 +94,8 @@ def encode(pipe, images: np.ndarray | torch.Tensor, *, scaled: bool = True,
 
 
 @torch.no_grad()
-def decode(pipe, latents: torch.Tensor, *, scaling_factor: float | None = None, batch_size: int = 16) -> torch.Tensor:
+def decode(pipe, latents: torch.Tensor, *, scaling_factor: float | None = None,
+           batch_size: int | None = None) -> torch.Tensor:
     """Scaled latents -> images (n, 3, H, W) in [0, 1], fp32 on the CPU, decoded in batches.
 
     image = decoder(latents / scaling_factor), then mapped from [-1, 1] to [0, 1] and clamped, as
@@ -104,9 +106,11 @@ def decode(pipe, latents: torch.Tensor, *, scaling_factor: float | None = None, 
         latents: (n, 4, h, w), on any device and dtype.
         scaling_factor: None for `vae.config.scaling_factor`; pass another number to see what a
             wrong one does (notebook 04).
-        batch_size: latents per decoder call (decoding is the costly part on a CPU).
+        batch_size: latents per decoder call; None: 16 for latents up to 16x16 (the tiny model's
+            8x8), else 2 (SD v1.5's 64x64 latents decode to 512x512 and need much memory).
     """
     vae = pipe.vae
+    batch_size = batch_size or (16 if latents.shape[-1] <= 16 else 2)
     sf = vae.config.scaling_factor if scaling_factor is None else scaling_factor
     if sf == 0:
         raise ValueError("scaling_factor must be non-zero: decoding divides the latents by it")
