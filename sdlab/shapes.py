@@ -99,15 +99,16 @@ class Scene:
 _YY, _XX = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE] + 0.5  # pixel centres
 
 
-def shape_mask(shape: str, cx: float, cy: float, r: float) -> np.ndarray:
-    """Boolean (64, 64) mask of a shape centred at (cx, cy) with half-extent r."""
-    dx, dy = _XX - cx, _YY - cy
+def shape_mask(shape: str, cx: float, cy: float, r: float, ry: float | None = None) -> np.ndarray:
+    """Boolean (64, 64) mask of a shape centred at (cx, cy) with half-extent r (ry: a different
+    half-height, to fit a bounding box that is not square)."""
+    u, v = (_XX - cx) / r, (_YY - cy) / (ry or r)  # in units of the half-extents
     if shape == "circle":
-        return dx**2 + dy**2 <= r**2
+        return u**2 + v**2 <= 1
     if shape == "square":
-        return (np.abs(dx) <= r) & (np.abs(dy) <= r)
+        return (np.abs(u) <= 1) & (np.abs(v) <= 1)
     if shape == "triangle":  # apex up, base 2r wide, height 2r: area half its bounding box
-        return (dy <= r) & (dy >= -r) & (np.abs(dx) <= (dy + r) / 2)
+        return (np.abs(v) <= 1) & (np.abs(u) <= (v + 1) / 2)
     raise ValueError(f"unknown shape {shape!r}; choose one of {SHAPES}")
 
 
@@ -242,10 +243,13 @@ def read_thing(image: np.ndarray, mask: np.ndarray) -> Thing:
     ys, xs = np.nonzero(mask)
     mean_rgb = image[mask].astype(np.float32).mean(0)
     colour = list(COLOURS)[int(np.argmin(((_PALETTE - mean_rgb) ** 2).sum(1)))]
-    # shape: how much of its bounding box the object fills (square 1, circle pi/4, triangle 1/2)
+    # shape: the ideal circle, square or triangle that fills the same bounding box and overlaps
+    # the object best (intersection over union) -- robust to the soft corners a model draws
     width, height = xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
-    fill = mask.sum() / (width * height)
-    shape = "square" if fill > 0.9 else "circle" if fill > 0.64 else "triangle"
+    cx, cy = (xs.max() + xs.min() + 1) / 2, (ys.max() + ys.min() + 1) / 2
+    templates = [shape_mask(s, cx, cy, width / 2, height / 2) for s in SHAPES]
+    ious = [(mask & t).sum() / (mask | t).sum() for t in templates]
+    shape = SHAPES[int(np.argmax(ious))]
     # position: where its bounding-box centre lies relative to the image centre
     dx = (xs.max() + xs.min() + 1) / 2 - IMAGE_SIZE / 2
     dy = (ys.max() + ys.min() + 1) / 2 - IMAGE_SIZE / 2
