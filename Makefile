@@ -23,14 +23,15 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 lab: setup
 	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-0} $(VENV)/bin/jupyter lab notebooks/
 
+# PYTHONWARNINGS reaches the notebooks' kernels too: a FutureWarning there fails the cell.
 test: setup
-	HF_HUB_OFFLINE=1 $(PY) -m pytest tests notebooks $(NBVAL) -p no:cacheprovider
+	HF_HUB_OFFLINE=1 PYTHONWARNINGS=error::FutureWarning $(PY) -m pytest tests notebooks $(NBVAL) -p no:cacheprovider
 
 test-unit: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest tests -p no:cacheprovider
 
 test-notebooks: setup
-	HF_HUB_OFFLINE=1 $(PY) -m pytest notebooks $(NBVAL) -p no:cacheprovider
+	HF_HUB_OFFLINE=1 PYTHONWARNINGS=error::FutureWarning $(PY) -m pytest notebooks $(NBVAL) -p no:cacheprovider
 
 # The executed series as HTML, for reading without a kernel (built, not committed).
 html: setup
