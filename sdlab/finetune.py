@@ -36,25 +36,31 @@ NEW_SHAPES = ("cross", "diamond")
 
 # --------------------------------------------------------------------------- the new concept
 
-def concept_mask(shape: str, cx: float, cy: float, r: float, size: int = shapes.IMAGE_SIZE) -> np.ndarray:
-    """Boolean (size, size) mask of any shape -- the world's three or a new one -- inside a 2r x 2r box.
+def concept_mask(shape: str, cx: float, cy: float, r: float, ry: float | None = None,
+                 size: int = shapes.IMAGE_SIZE) -> np.ndarray:
+    """Boolean (size, size) mask of any shape -- the world's three or a new one -- in a 2r x 2ry box.
 
-    A cross is two bars 2r long and 2r/3 thick; a diamond is a square turned 45 degrees.
+    A cross is two bars as long as the box and a third of it thick; a diamond is a square
+    turned 45 degrees. `ry` (default r) lets the box be a rectangle, to fit a drawn object.
     """
     yy, xx = np.mgrid[0:size, 0:size] + 0.5
-    dx, dy = xx - cx, yy - cy
+    u, v = (xx - cx) / r, (yy - cy) / (ry or r)  # in units of the half-extents
     if shape == "cross":
-        bar = r / 3
-        return ((np.abs(dx) <= r) & (np.abs(dy) <= bar)) | ((np.abs(dx) <= bar) & (np.abs(dy) <= r))
+        return ((np.abs(u) <= 1) & (np.abs(v) <= 1 / 3)) | ((np.abs(u) <= 1 / 3) & (np.abs(v) <= 1))
     if shape == "diamond":
-        return np.abs(dx) + np.abs(dy) <= r
-    if shape in shapes.SHAPES and size == shapes.IMAGE_SIZE:
-        return shapes.shape_mask(shape, cx, cy, r)
+        return np.abs(u) + np.abs(v) <= 1
+    if shape == "circle":
+        return u**2 + v**2 <= 1
+    if shape == "square":
+        return (np.abs(u) <= 1) & (np.abs(v) <= 1)
+    if shape == "triangle":  # as the shapes world draws it: apex up, base as wide as the box
+        return (np.abs(v) <= 1) & (np.abs(u) <= (v + 1) / 2)
     raise ValueError(f"unknown shape {shape!r}; choose one of {shapes.SHAPES + NEW_SHAPES}")
 
 
-def concept_scenes(shape: str, n: int, seed: int = 0, word: str | None = None) -> tuple[np.ndarray, list[str], list[shapes.Thing]]:
-    """`n` scenes of one object of a new `shape`, in the world's colours, places and sizes.
+def concept_scenes(shape: str, n: int, seed: int = 0, word: str | None = None,
+                   sizes: Sequence[str] = shapes.SIZES) -> tuple[np.ndarray, list[str], list[shapes.Thing]]:
+    """`n` scenes of one object of a new `shape`, in the world's colours and places, in `sizes`.
 
     Captions use the world's wordings with `word` (default: the shape's name) as the shape word,
     e.g. "a large red <cross> on the left".
@@ -70,7 +76,7 @@ def concept_scenes(shape: str, n: int, seed: int = 0, word: str | None = None) -
     images, captions, things = [], [], []
     for _ in range(n):
         thing = shapes.random_thing(rng)
-        thing = shapes.Thing(thing.colour, "square", thing.position, thing.size)
+        thing = shapes.Thing(thing.colour, "square", thing.position, sizes[rng.integers(len(sizes))])
         cx, cy = shapes._CENTRES[thing.position]
         r = shapes._HALF_EXTENT[thing.size] + rng.uniform(-1, 1)
         cx, cy = cx + rng.uniform(-shapes._JITTER, shapes._JITTER), cy + rng.uniform(-shapes._JITTER, shapes._JITTER)
@@ -91,8 +97,9 @@ def concept_prompt(thing: shapes.Thing, word: str) -> str:
 def shape_scores(image: np.ndarray, candidates: Sequence[str] = shapes.SHAPES + NEW_SHAPES) -> dict[str, float]:
     """IoU of the image's largest object with each candidate shape fitted to its bounding box.
 
-    All candidate masks fill the same 2r x 2r box, so the IoU compares outlines only, not place
-    or size. An image with no object scores 0 for every shape.
+    All candidate masks fill the object's bounding box, so the IoU compares outlines only, not
+    place or size (the judge of `sdlab.shapes` reads shapes the same way). An image with no
+    object scores 0 for every shape.
     """
     image = np.asarray(image)
     parts = [m for m in shapes.components(shapes.foreground(image)) if m.sum() >= 10]
@@ -101,10 +108,10 @@ def shape_scores(image: np.ndarray, candidates: Sequence[str] = shapes.SHAPES + 
     mask = parts[0]
     ys, xs = np.nonzero(mask)
     cx, cy = (xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2
-    r = max(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1) / 2
+    rx, ry = (xs.max() - xs.min() + 1) / 2, (ys.max() - ys.min() + 1) / 2
     scores = {}
     for c in candidates:
-        fit = concept_mask(c, cx, cy, r, image.shape[0])
+        fit = concept_mask(c, cx, cy, rx, ry, image.shape[0])
         scores[c] = float((fit & mask).sum() / (fit | mask).sum())
     return scores
 
