@@ -71,7 +71,7 @@ class TrainConfig:
     num_images: int = 16000
     p_two: float = 0.2
     # stage 2: text encoder + UNet
-    unet_steps: int = 2000
+    unet_steps: int = 1500
     batch_size: int = 128
     lr: float = 1e-3
     warmup_steps: int = 100
