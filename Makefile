@@ -40,6 +40,7 @@ html: setup
 
 figures: setup
 	$(PY) -m sdlab.shapes
+	$(PY) scripts/make_figures.py
 
 bench: setup
 	$(PY) -m sdlab.bench
