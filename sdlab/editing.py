@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .sampling import decode, encode_prompt
+from .sampling import decode, encode_prompt, guided_noise_pred
 
 
 def image_to_tensor(image: np.ndarray, height: int, width: int) -> torch.Tensor:
@@ -58,8 +58,7 @@ def inpaint(pipe, image: np.ndarray, mask: np.ndarray, prompt: str, *, seed: int
     size = pipe.unet.config.sample_size * pipe.vae_scale_factor
     device, dtype = pipe.device, pipe.unet.dtype
     generator = torch.Generator("cpu").manual_seed(seed)
-    guidance = guidance_scale > 1.0
-    prompt_embeds = encode_prompt(pipe, prompt, None, guidance)
+    prompt_embeds = encode_prompt(pipe, prompt, None, guidance_scale > 1.0)
     pipe.scheduler.set_timesteps(num_inference_steps, device=device)
     timesteps = pipe.scheduler.timesteps
     # 1. the original's latents x_0 (a sample of the VAE posterior, drawn first, as diffusers does)
@@ -71,12 +70,7 @@ def inpaint(pipe, image: np.ndarray, mask: np.ndarray, prompt: str, *, seed: int
     m = latent_mask(mask, tuple(image_latents.shape[-2:])).to(device, dtype)  # (1, 1, h, w)
     for i, t in enumerate(timesteps):
         # 3. an ordinary guided denoising step on the whole image
-        latent_model_input = torch.cat([latents] * 2) if guidance else latents
-        latent_model_input = pipe.scheduler.scale_model_input(latent_model_input, t)
-        noise_pred = pipe.unet(latent_model_input, t, encoder_hidden_states=prompt_embeds).sample
-        if guidance:
-            noise_pred_uncond, noise_pred_text = noise_pred.chunk(2)
-            noise_pred = noise_pred_uncond + guidance_scale * (noise_pred_text - noise_pred_uncond)
+        noise_pred = guided_noise_pred(pipe, latents, t, prompt_embeds, guidance_scale)
         latents = pipe.scheduler.step(noise_pred, t, latents).prev_sample
         # 4. keep the original outside the mask, noised to the next step's level (clean at the end)
         known = image_latents

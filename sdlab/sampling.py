@@ -56,6 +56,25 @@ def decode(pipe, latents: torch.Tensor) -> torch.Tensor:
     return (image / 2 + 0.5).clamp(0, 1)
 
 
+@torch.no_grad()
+def guided_noise_pred(pipe, latents: torch.Tensor, t, prompt_embeds: torch.Tensor,
+                      guidance_scale: float) -> torch.Tensor:
+    """The UNet's noise prediction at step t, with classifier-free guidance when guidance_scale > 1.
+
+    With guidance, `prompt_embeds` holds the unconditional half first (see `encode_prompt`), and
+    both predictions come from one UNet call on the latents doubled.
+    """
+    guidance = guidance_scale > 1.0
+    # predict the noise for both halves in one UNet call
+    latent_model_input = torch.cat([latents] * 2) if guidance else latents
+    latent_model_input = pipe.scheduler.scale_model_input(latent_model_input, t)
+    noise_pred = pipe.unet(latent_model_input, t, encoder_hidden_states=prompt_embeds).sample
+    if guidance:  # eq. 6 of Ho & Salimans (2022)
+        noise_pred_uncond, noise_pred_text = noise_pred.chunk(2)
+        noise_pred = noise_pred_uncond + guidance_scale * (noise_pred_text - noise_pred_uncond)
+    return noise_pred
+
+
 @dataclass
 class Trajectory:
     """What `text_to_image` records at each step, on the CPU in fp32."""
@@ -89,14 +108,8 @@ def text_to_image(pipe, prompt: str | list[str], *, seed: int = 0, num_inference
     # 3. x_T from a CPU generator
     latents = initial_latents(pipe, batch, height, width, torch.Generator("cpu").manual_seed(seed))
     for t in pipe.scheduler.timesteps:
-        # 4. predict the noise for both halves in one UNet call
-        latent_model_input = torch.cat([latents] * 2) if guidance else latents
-        latent_model_input = pipe.scheduler.scale_model_input(latent_model_input, t)
-        noise_pred = pipe.unet(latent_model_input, t, encoder_hidden_states=prompt_embeds).sample
-        # 5. classifier-free guidance, eq. 6 of Ho & Salimans (2022)
-        if guidance:
-            noise_pred_uncond, noise_pred_text = noise_pred.chunk(2)
-            noise_pred = noise_pred_uncond + guidance_scale * (noise_pred_text - noise_pred_uncond)
+        # 4-5. the noise prediction, with classifier-free guidance
+        noise_pred = guided_noise_pred(pipe, latents, t, prompt_embeds, guidance_scale)
         # 6. one scheduler step x_t -> x_{t-1}
         step = pipe.scheduler.step(noise_pred, t, latents)
         latents = step.prev_sample
