@@ -108,13 +108,16 @@ def peak_memory_mb() -> float:
     return peak / (2**20 if sys.platform == "darwin" else 2**10)
 
 
-def run_tiny(quick: bool = False) -> dict:
-    pipe = load_pipeline("tiny")
-    result: dict = {"engine": "tiny", "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine()}
+def run_tiny(quick: bool = False, engine: str = "tiny", device: str | None = None) -> dict:
+    """Every figure of the tiny engine's quality bar; `engine` may also be a trained pipeline's folder."""
+    pipe = load_pipeline(engine, device=device, verbose=False)
+    result: dict = {"engine": str(engine), "device": str(pipe.device), "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine()}
     repeats = 1 if quick else 2
     things, prompts, seeds = single_object_set(repeats)
     if quick:
         things, prompts, seeds = things[::4], prompts[::4], seeds[::4]
+    result["parameters"] = {name: sum(p.numel() for p in getattr(pipe, name).parameters())
+                            for name in ("text_encoder", "unet", "vae")}
     result["single_object_pairs"] = len(prompts)
     result["adherence_guidance_1"] = adherence(pipe, things, prompts, seeds, 1.0)
     result["default_guidance"] = TINY_GUIDANCE
@@ -126,6 +129,8 @@ def run_tiny(quick: bool = False) -> dict:
     result["seconds_one_image_25_steps"] = seconds_per_call(pipe, 1, repeats=3 if quick else 7)
     result["seconds_batch_16_25_steps"] = seconds_per_call(pipe, 16, repeats=1 if quick else 3)
     result["peak_memory_mb"] = peak_memory_mb()
+    if pipe.device.type == "cuda":
+        result["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return result
 
 
@@ -134,7 +139,7 @@ def format_table(r: dict) -> str:
         return "  ".join(f"{k} {100 * v:5.1f}%" for k, v in d.items())
 
     lines = [
-        f"engine {r['engine']} on {r['cpu']} ({r['torch_threads']} torch threads)",
+        f"engine {r['engine']} on {r['device']}, {r['cpu']} ({r['torch_threads']} torch threads)",
         f"single-object adherence, {r['single_object_pairs']} (prompt, seed) pairs never drawn in training:",
         f"  guidance 1.0        {pct(r['adherence_guidance_1'])}",
         f"  guidance {r['default_guidance']:<4} (default) {pct(r['adherence_default_guidance'])}",
@@ -145,7 +150,23 @@ def format_table(r: dict) -> str:
         f"batch of 16, 25 steps        {r['seconds_batch_16_25_steps']:.3f} s",
         f"peak memory (process RSS)    {r['peak_memory_mb']:.0f} MB",
     ]
+    if "peak_gpu_memory_mb" in r:
+        lines.append(f"peak GPU memory (allocated)  {r['peak_gpu_memory_mb']:.0f} MB")
     return "\n".join(lines)
+
+
+def _architecture(result: dict) -> str:
+    """One line on each trained part, read from the shipped configs."""
+    unet = json.loads((tiny.TINY_DIR / "unet" / "config.json").read_text())
+    vae = json.loads((tiny.TINY_DIR / "vae" / "config.json").read_text())
+    text = json.loads((tiny.TINY_DIR / "text_encoder" / "config.json").read_text())
+    n = result.get("parameters", {})
+    millions = lambda name: f"{n[name] / 1e6:.2f}M parameters" if name in n else "?"
+    return (f"text encoder {text['num_hidden_layers']} layers of width {text['hidden_size']} ({millions('text_encoder')}); "
+            f"VAE channels {tuple(vae['block_out_channels'])} ({millions('vae')}); "
+            f"UNet {' -> '.join(unet['down_block_types'])}, channels {tuple(unet['block_out_channels'])}, "
+            f"{'middle block ' + unet['mid_block_type'] if unet['mid_block_type'] else 'no middle block'} "
+            f"({millions('unet')})")
 
 
 def write_model_card(result: dict) -> Path:
@@ -162,14 +183,15 @@ the procedural shapes world (`sdlab.shapes`): 64x64 images of one or two coloure
 captions such as "a large red circle on the left". Load it with `sdlab.load_pipeline("tiny")`.
 
 ## How it was made
-- Command: `python -m sdlab.train --export sdlab/assets/tiny-sd` (then `python -m sdlab.bench --write-card`
-  for the figures below). {card.get('note', '')}
+- Command: `{card['command']}` (then `python -m sdlab.bench --write-card` for the figures below).
+  {card.get('note', '')}
+- Parts: {_architecture(result)}.
 - Seed {cfg['seed']}; VAE {cfg['vae_steps']} steps at batch {cfg['vae_batch_size']}, then its decoder alone
   {cfg['decoder_steps']} more steps; text encoder + UNet {cfg['unet_steps']} steps at batch {cfg['batch_size']} on
   {cfg['num_images']} pre-encoded images ({int(100 * cfg['p_two'])}% with two objects), caption dropout
   {cfg['caption_dropout']}, min-SNR-{cfg['snr_gamma']}, EMA {cfg['ema_decay']}.
 - Compute time per stage (minutes): {", ".join(f"{k} {v / 60:.1f}" for k, v in card['seconds'].items())};
-  {card['sequential_minutes']} in all, on a {card['device']} (see the note above for threads).
+  {card['sequential_minutes']} in all, on a {card['device']} with {card['torch_threads']} torch threads.
 - VAE scaling factor, measured as 1 / std of the latents (SD v1.5's is 0.18215): {card['scaling_factor']:.4f}
 - Stored in fp16 safetensors ({sum(pipe_sizes.values()) / 1e6:.1f} MB with the tokenizer); loaded as fp32 on a CPU.
 
@@ -190,13 +212,19 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer samples: a smoke test of the benchmark itself")
     parser.add_argument("--gpu", action="store_true", help="SD v1.5's architecture on a CUDA GPU (fp16, 512x512)")
     parser.add_argument("--write-card", action="store_true", help="also write the figures into the tiny model's card")
+    parser.add_argument("--engine", default="tiny",
+                        help="what to benchmark: 'tiny' (default) or the folder of a pipeline that "
+                             "`python -m sdlab.train` made, e.g. runs/tiny/pipeline")
+    parser.add_argument("--device", default=None, help="e.g. cuda or cpu (default: the engine's own choice)")
     args = parser.parse_args(argv)
     if args.gpu:
         from . import gpubench
 
         gpubench.main(json_output=args.json, quick=args.quick)
         return
-    result = run_tiny(quick=args.quick)
+    if args.write_card and args.engine != "tiny":
+        parser.error("--write-card writes the shipped tiny model's card; leave --engine at 'tiny'")
+    result = run_tiny(quick=args.quick, engine=args.engine, device=args.device)
     print(json.dumps(result, indent=None) if args.json else format_table(result))
     if args.write_card:
         print(f"model card: {write_model_card(result)}")
