@@ -30,7 +30,11 @@ from diffusers import DDPMScheduler, StableDiffusionPipeline
 from . import shapes
 from .train import diffusion_loss, images_to_tensor
 
-LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # diffusers' choice for SD's UNet
+LORA_ATTENTION_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # diffusers' LoRA training scripts' choice for SD
+# ...plus the other linear layers of each transformer block (kohya's sd-scripts adapt these too). The
+# tiny UNet reads the text only on a 2x2 grid, and there the attention projections alone leave too little
+# room to learn a new shape.
+LORA_TARGETS = LORA_ATTENTION_TARGETS + ("proj_in", "proj_out", "ff.net.0.proj", "ff.net.2")
 NEW_SHAPES = ("cross", "diamond")
 
 
@@ -77,9 +81,7 @@ def concept_scenes(shape: str, n: int, seed: int = 0, word: str | None = None,
     for _ in range(n):
         thing = shapes.random_thing(rng)
         thing = shapes.Thing(thing.colour, "square", thing.position, sizes[rng.integers(len(sizes))])
-        cx, cy = shapes._CENTRES[thing.position]
-        r = shapes._HALF_EXTENT[thing.size] + rng.uniform(-1, 1)
-        cx, cy = cx + rng.uniform(-shapes._JITTER, shapes._JITTER), cy + rng.uniform(-shapes._JITTER, shapes._JITTER)
+        cx, cy, r = shapes.placement(thing, rng)
         image = np.empty((shapes.IMAGE_SIZE, shapes.IMAGE_SIZE, 3), np.uint8)
         image[:] = shapes.BACKGROUND
         image[concept_mask(shape, cx, cy, r)] = shapes.COLOURS[thing.colour]
@@ -231,21 +233,28 @@ def learned_embedding(pipe: StableDiffusionPipeline, token: str) -> dict[str, to
 # --------------------------------------------------------------------------- LoRA
 
 def lora_parameter_count(unet: torch.nn.Module, rank: int, targets: Sequence[str] = LORA_TARGETS) -> int:
-    """r * (in_features + out_features), summed over the Linear layers that LoRA targets.
+    """r * (in + out), summed over the layers that LoRA targets.
 
-    Works before and after `add_lora` (peft wraps each target and keeps the Linear as `base_layer`).
+    A Linear layer gets A (r x in) and B (out x r). A convolution (SD v1.5's 1x1 `proj_in`) gets
+    A as a convolution with r output channels and B as a 1x1 one: r * (in * kh * kw + out).
+    Works before and after `add_lora` (peft wraps each target and keeps the layer as `base_layer`).
     """
     total = 0
     for name, module in unet.named_modules():
+        if not any(name == t or name.endswith("." + t) for t in targets):
+            continue
         base = getattr(module, "base_layer", module)
-        if isinstance(base, torch.nn.Linear) and any(name == t or name.endswith("." + t) for t in targets):
+        if isinstance(base, torch.nn.Linear):
             total += rank * (base.in_features + base.out_features)
+        elif isinstance(base, torch.nn.Conv2d):
+            kh, kw = base.kernel_size
+            total += rank * (base.in_channels * kh * kw + base.out_channels)
     return total
 
 
 def add_lora(unet: torch.nn.Module, rank: int = 4, lora_alpha: float | None = None,
              targets: Sequence[str] = LORA_TARGETS) -> list[torch.nn.Parameter]:
-    """Freeze the UNet and add a LoRA adapter to its attention projections; returns the new parameters.
+    """Freeze the UNet and add a LoRA adapter to the `targets` layers; returns the new parameters.
 
     The adapter starts as a no-op (B = 0) and its matrices are kept in fp32 even when the UNet
     is fp16, as diffusers' `cast_training_params` does.
@@ -270,10 +279,15 @@ def train_lora(pipe: StableDiffusionPipeline, params: Sequence[torch.nn.Paramete
 
 
 def save_lora(pipe: StableDiffusionPipeline, folder: str | Path) -> Path:
-    """Save the UNet's LoRA in diffusers' format (pytorch_lora_weights.safetensors), for `pipe.load_lora_weights`."""
-    from diffusers.utils import convert_state_dict_to_diffusers
+    """Save the UNet's LoRA (pytorch_lora_weights.safetensors), for `pipe.load_lora_weights`.
+
+    The keys stay in peft's naming (`lora_A`/`lora_B`), which `load_lora_weights` reads as it is.
+    diffusers' training scripts first pass them through `convert_state_dict_to_diffusers`, but
+    that renames only the attention projections (to the older `lora.down`/`lora.up`), and a
+    file that mixes both namings loads with the attention LoRA silently dropped.
+    """
     from peft.utils import get_peft_model_state_dict
 
-    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(pipe.unet))
+    layers = get_peft_model_state_dict(pipe.unet)
     StableDiffusionPipeline.save_lora_weights(str(folder), unet_lora_layers=layers)
     return Path(folder) / "pytorch_lora_weights.safetensors"

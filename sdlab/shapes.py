@@ -112,17 +112,22 @@ def shape_mask(shape: str, cx: float, cy: float, r: float, ry: float | None = No
     raise ValueError(f"unknown shape {shape!r}; choose one of {SHAPES}")
 
 
+def placement(thing: Thing, rng: np.random.Generator | None = None) -> tuple[float, float, float]:
+    """Where `thing` is drawn: centre (cx, cy) and half-extent r in pixels; `rng` jitters them (None: exact)."""
+    cx, cy = _CENTRES[thing.position]
+    r = _HALF_EXTENT[thing.size]
+    if rng is not None:
+        cx, cy = cx + rng.uniform(-_JITTER, _JITTER), cy + rng.uniform(-_JITTER, _JITTER)
+        r = r + rng.uniform(-1, 1)
+    return cx, cy, r
+
+
 def draw(things: Sequence[Thing], rng: np.random.Generator | None = None) -> np.ndarray:
     """Draw objects on the dark canvas; `rng` jitters centres and sizes (None: exact layout)."""
     image = np.empty((IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
     image[:] = BACKGROUND
     for thing in things:
-        cx, cy = _CENTRES[thing.position]
-        r = _HALF_EXTENT[thing.size]
-        if rng is not None:
-            cx, cy = cx + rng.uniform(-_JITTER, _JITTER), cy + rng.uniform(-_JITTER, _JITTER)
-            r = r + rng.uniform(-1, 1)
-        image[shape_mask(thing.shape, cx, cy, r)] = COLOURS[thing.colour]
+        image[shape_mask(thing.shape, *placement(thing, rng))] = COLOURS[thing.colour]
     return image
 
 

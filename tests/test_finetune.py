@@ -82,3 +82,15 @@ def test_lora_starts_as_a_no_op_trains_only_its_matrices_and_reloads(fresh_pipe,
     other.load_lora_weights(str(tmp_path))
     with torch.no_grad():
         torch.testing.assert_close(other.unet(latents[:1], t, encoder_hidden_states=prompt_embeds).sample, tuned)
+
+
+def test_lora_count_covers_sd15s_convolution_projections():
+    from diffusers import UNet2DConditionModel
+
+    from sdlab import gpubench
+
+    unet = UNet2DConditionModel(**gpubench.sd15_unet_config(width=32, cross_attention_dim=64))  # SD v1.5's layout
+    assert isinstance(unet.down_blocks[0].attentions[0].proj_in, torch.nn.Conv2d)  # 1x1 conv, not Linear
+    expected = finetune.lora_parameter_count(unet, rank=2)
+    params = finetune.add_lora(unet, rank=2)
+    assert sum(p.numel() for p in params) == expected == finetune.lora_parameter_count(unet, rank=2)
