@@ -11,10 +11,12 @@ Latent diffusion (Rombach et al., 2022) generates in four moves:
 4. decode the final latents with the VAE: image = decoder(latents / scaling_factor).
 
 `text_to_image` reproduces `pipe(prompt, generator=torch.Generator().manual_seed(seed))` for the
-same seed (the tests and notebook 05 assert it), and can record every step for the widgets.
+same seed, with any scheduler, stochastic ones too (the tests and notebook 05 assert it), and can
+record every step for the widgets.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 
 import torch
@@ -75,6 +77,18 @@ def guided_noise_pred(pipe, latents: torch.Tensor, t, prompt_embeds: torch.Tenso
     return noise_pred
 
 
+def predicted_original_sample(scheduler, latents: torch.Tensor, noise_pred: torch.Tensor, t) -> torch.Tensor:
+    """x_0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t): eq. 4 of Ho et al. (2020) solved for x_0.
+
+    What DDIM's `pred_original_sample` is (Song et al., 2021, eq. 12), for any epsilon-predicting model.
+    """
+    if scheduler.config.get("prediction_type", "epsilon") != "epsilon":
+        raise ValueError(f"predicted_original_sample needs an epsilon-predicting model, "
+                         f"not prediction_type={scheduler.config.prediction_type!r}")
+    alpha_bar = scheduler.alphas_cumprod.to(latents.device)[int(t)].to(latents.dtype)
+    return (latents - (1 - alpha_bar).sqrt() * noise_pred) / alpha_bar.sqrt()
+
+
 @dataclass
 class Trajectory:
     """What `text_to_image` records at each step, on the CPU in fp32."""
@@ -105,18 +119,22 @@ def text_to_image(pipe, prompt: str | list[str], *, seed: int = 0, num_inference
     prompt_embeds = encode_prompt(pipe, prompt, negative_prompt, guidance)
     # 2. the scheduler's timesteps, e.g. 961, 921, ..., 1 for 25 DDIM steps
     pipe.scheduler.set_timesteps(num_inference_steps, device=pipe.device)
-    # 3. x_T from a CPU generator
-    latents = initial_latents(pipe, batch, height, width, torch.Generator("cpu").manual_seed(seed))
+    # 3. x_T from a CPU generator; stochastic samplers (DDPM, Euler ancestral) draw from it too
+    generator = torch.Generator("cpu").manual_seed(seed)
+    latents = initial_latents(pipe, batch, height, width, generator)
+    step_kwargs = {"generator": generator} if "generator" in inspect.signature(pipe.scheduler.step).parameters else {}
     for t in pipe.scheduler.timesteps:
         # 4-5. the noise prediction, with classifier-free guidance
         noise_pred = guided_noise_pred(pipe, latents, t, prompt_embeds, guidance_scale)
         # 6. one scheduler step x_t -> x_{t-1}
-        step = pipe.scheduler.step(noise_pred, t, latents)
-        latents = step.prev_sample
+        step = pipe.scheduler.step(noise_pred, t, latents, **step_kwargs)
         if trajectory is not None:
-            trajectory.timesteps.append(int(t))
-            trajectory.latents.append(latents.float().cpu())
             x0 = getattr(step, "pred_original_sample", None)
-            trajectory.pred_original_sample.append(x0.float().cpu() if x0 is not None else latents.float().cpu())
+            if x0 is None:  # PNDM, DPM-Solver...: the epsilon-parameterisation's own estimate of x_0
+                x0 = predicted_original_sample(pipe.scheduler, latents, noise_pred, t)
+            trajectory.timesteps.append(int(t))
+            trajectory.latents.append(step.prev_sample.float().cpu())
+            trajectory.pred_original_sample.append(x0.float().cpu())
+        latents = step.prev_sample
     # 7. latents -> pixels
     return decode(pipe, latents)

@@ -55,13 +55,17 @@ def show_images(images, titles: Sequence[str] | None = None, suptitle: str | Non
     pils = to_pil(images)
     cols = cols or min(len(pils), 8)
     rows = -(-len(pils) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, (size + 0.35) * rows), squeeze=False)
+    wrapped = [textwrap.fill(str(t), wrap) for t in titles] if titles is not None else []
+    title_lines = max((w.count("\n") + 1 for w in wrapped), default=0)
+    row_height = size + 0.15 + 0.14 * title_lines  # 8-point titles: about 0.14 inch a line
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, row_height * rows + (0.3 if suptitle else 0)),
+                             squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for i, (ax, im) in enumerate(zip(axes.ravel(), pils)):
         ax.imshow(im, interpolation="nearest")
-        if titles is not None:
-            ax.set_title(textwrap.fill(str(titles[i]), wrap), fontsize=8)
+        if i < len(wrapped):
+            ax.set_title(wrapped[i], fontsize=8)
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()

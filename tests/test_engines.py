@@ -29,6 +29,13 @@ def test_unknown_engine_lists_the_known_ones():
         sdlab.load_pipeline(15)
 
 
+def test_missing_pipeline_folder_says_it_does_not_exist(tmp_path):
+    for missing in (tmp_path / "no-such-run" / "pipeline", str(tmp_path / "nothing"), "./runs/nowhere"):
+        with pytest.raises(sdlab.WeightsNotFoundError, match="does not exist") as err:
+            sdlab.load_pipeline(missing)
+        assert "model_index.json" in str(err.value) and "'tiny'" in str(err.value)
+
+
 def test_sd15_offline_without_cache_names_the_fixes(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path))
@@ -185,3 +192,24 @@ def test_auto_on_a_gpu_machine_decides_by_cache_and_network(monkeypatch, cached,
     engine, why = engines._auto_engine(None)
     assert engine == expected and sdlab.SD15_MODEL_ID in why
     assert engines._auto_engine("cpu")[0] == "tiny"
+
+
+def test_generate_from_prompt_embeds_is_generating_from_the_prompt(tiny_pipe):
+    prompt = "a small yellow triangle on the right"
+    embeds, negative = tiny_pipe.encode_prompt(prompt, "cpu", 1, True)
+    by_text = sdlab.generate(tiny_pipe, prompt, seed=5, num_inference_steps=8, output_type="pt").images
+    by_embeds = sdlab.generate(tiny_pipe, prompt_embeds=embeds, negative_prompt_embeds=negative, seed=5,
+                               num_inference_steps=8, output_type="pt").images
+    torch.testing.assert_close(by_embeds, by_text)
+
+
+def test_generate_rejects_bad_prompt_embeds_with_the_fix(tiny_pipe):
+    embeds = torch.zeros(1, 77, tiny_pipe.text_encoder.config.hidden_size)
+    with pytest.raises(sdlab.InvalidInputError, match="not both"):
+        sdlab.generate(tiny_pipe, "a red circle", prompt_embeds=embeds)
+    with pytest.raises(sdlab.InvalidInputError, match="encode_prompt"):
+        sdlab.generate(tiny_pipe, prompt_embeds=torch.zeros(1, 77, 5))
+    with pytest.raises(sdlab.InvalidInputError, match="shape of prompt_embeds"):
+        sdlab.generate(tiny_pipe, prompt_embeds=embeds, negative_prompt_embeds=torch.zeros(2, 77, embeds.shape[-1]))
+    with pytest.raises(sdlab.InvalidInputError, match="needs prompt_embeds"):
+        sdlab.generate(tiny_pipe, "a red circle", negative_prompt_embeds=embeds)
