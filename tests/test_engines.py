@@ -213,3 +213,19 @@ def test_generate_rejects_bad_prompt_embeds_with_the_fix(tiny_pipe):
         sdlab.generate(tiny_pipe, prompt_embeds=embeds, negative_prompt_embeds=torch.zeros(2, 77, embeds.shape[-1]))
     with pytest.raises(sdlab.InvalidInputError, match="needs prompt_embeds"):
         sdlab.generate(tiny_pipe, "a red circle", negative_prompt_embeds=embeds)
+
+
+def test_small_batches_use_native_convolutions_and_the_setting_comes_back(tiny_pipe):
+    seen = []
+    probe = tiny_pipe.unet.conv_in.register_forward_hook(lambda *_: seen.append(torch.backends.mkldnn.enabled))
+    try:
+        x, t, text = torch.randn(2, 4, 8, 8), torch.tensor(500), torch.randn(2, 77, 64)
+        with torch.no_grad():
+            small = tiny_pipe.unet(x, t, encoder_hidden_states=text).sample
+            large = tiny_pipe.unet(x.repeat(8, 1, 1, 1), t, encoder_hidden_states=text.repeat(8, 1, 1)).sample
+            with pytest.raises(RuntimeError):  # a failing call restores the setting too
+                tiny_pipe.unet(x, t, encoder_hidden_states=torch.randn(2, 77, 5))
+    finally:
+        probe.remove()
+    assert seen == [False, True, False] and torch.backends.mkldnn.enabled
+    torch.testing.assert_close(small, large[:2], rtol=1e-4, atol=1e-4)  # the same numbers either way
