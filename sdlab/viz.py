@@ -57,7 +57,8 @@ def show_images(images, titles: Sequence[str] | None = None, suptitle: str | Non
     rows = -(-len(pils) // cols)
     wrapped = [textwrap.fill(str(t), wrap) for t in titles] if titles is not None else []
     title_lines = max((w.count("\n") + 1 for w in wrapped), default=0)
-    row_height = size + 0.15 + 0.14 * title_lines  # 8-point titles: about 0.14 inch a line
+    aspect = max(im.height / im.width for im in pils)  # wide frames (several panels side by side) need short rows
+    row_height = size * aspect + 0.15 + 0.14 * title_lines  # 8-point titles: about 0.14 inch a line
     fig, axes = plt.subplots(rows, cols, figsize=(size * cols, row_height * rows + (0.3 if suptitle else 0)),
                              squeeze=False)
     for ax in axes.ravel():
