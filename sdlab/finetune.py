@@ -46,19 +46,15 @@ def concept_mask(shape: str, cx: float, cy: float, r: float, ry: float | None = 
 
     A cross is two bars as long as the box and a third of it thick; a diamond is a square
     turned 45 degrees. `ry` (default r) lets the box be a rectangle, to fit a drawn object.
+    The world's own shapes are `shapes.shape_mask`'s.
     """
-    yy, xx = np.mgrid[0:size, 0:size] + 0.5
-    u, v = (xx - cx) / r, (yy - cy) / (ry or r)  # in units of the half-extents
+    if shape in shapes.SHAPES:
+        return shapes.shape_mask(shape, cx, cy, r, ry, size)
+    u, v = shapes.box_coords(cx, cy, r, ry, size)
     if shape == "cross":
         return ((np.abs(u) <= 1) & (np.abs(v) <= 1 / 3)) | ((np.abs(u) <= 1 / 3) & (np.abs(v) <= 1))
     if shape == "diamond":
         return np.abs(u) + np.abs(v) <= 1
-    if shape == "circle":
-        return u**2 + v**2 <= 1
-    if shape == "square":
-        return (np.abs(u) <= 1) & (np.abs(v) <= 1)
-    if shape == "triangle":  # as the shapes world draws it: apex up, base as wide as the box
-        return (np.abs(v) <= 1) & (np.abs(u) <= (v + 1) / 2)
     raise ValueError(f"unknown shape {shape!r}; choose one of {shapes.SHAPES + NEW_SHAPES}")
 
 
@@ -107,15 +103,7 @@ def shape_scores(image: np.ndarray, candidates: Sequence[str] = shapes.SHAPES + 
     parts = [m for m in shapes.components(shapes.foreground(image)) if m.sum() >= 10]
     if not parts:
         return {c: 0.0 for c in candidates}
-    mask = parts[0]
-    ys, xs = np.nonzero(mask)
-    cx, cy = (xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2
-    rx, ry = (xs.max() - xs.min() + 1) / 2, (ys.max() - ys.min() + 1) / 2
-    scores = {}
-    for c in candidates:
-        fit = concept_mask(c, cx, cy, rx, ry, image.shape[0])
-        scores[c] = float((fit & mask).sum() / (fit | mask).sum())
-    return scores
+    return shapes.box_fit_ious(parts[0], candidates, template=concept_mask)
 
 
 def concept_score(images: np.ndarray, shape: str) -> dict[str, float]:

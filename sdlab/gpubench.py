@@ -188,9 +188,9 @@ def format_table(r: dict) -> str:
 
 
 def main(json_output: bool = False, quick: bool = False) -> None:
-    if not torch.cuda.is_available():
+    on_gpu = torch.cuda.is_available()
+    if not on_gpu:
         print("No CUDA GPU here, so no GPU figures: the GPU benchmark needs one (they are pending a GPU run).\n"
               "Running the same code path on the CPU with a small model at 64x64 and 2 steps instead.")
-    on_gpu = torch.cuda.is_available()
     result = run(repeats=1 if quick or not on_gpu else 3, batches=(1, 8) if quick and on_gpu else None)
     print(json.dumps(result) if json_output else format_table(result))

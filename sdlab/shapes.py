@@ -99,10 +99,19 @@ class Scene:
 _YY, _XX = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE] + 0.5  # pixel centres
 
 
-def shape_mask(shape: str, cx: float, cy: float, r: float, ry: float | None = None) -> np.ndarray:
-    """Boolean (64, 64) mask of a shape centred at (cx, cy) with half-extent r (ry: a different
+def box_coords(cx: float, cy: float, r: float, ry: float | None = None,
+               size: int = IMAGE_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """Each pixel centre of a (size, size) image in units of a box's half-extents: (u, v), 0 at the
+    centre (cx, cy), +-1 at the box's edges (half-width r, half-height ry, default r)."""
+    yy, xx = (_YY, _XX) if size == IMAGE_SIZE else np.mgrid[0:size, 0:size] + 0.5
+    return (xx - cx) / r, (yy - cy) / (ry or r)
+
+
+def shape_mask(shape: str, cx: float, cy: float, r: float, ry: float | None = None,
+               size: int = IMAGE_SIZE) -> np.ndarray:
+    """Boolean (size, size) mask of a shape centred at (cx, cy) with half-extent r (ry: a different
     half-height, to fit a bounding box that is not square)."""
-    u, v = (_XX - cx) / r, (_YY - cy) / (ry or r)  # in units of the half-extents
+    u, v = box_coords(cx, cy, r, ry, size)
     if shape == "circle":
         return u**2 + v**2 <= 1
     if shape == "square":
@@ -110,6 +119,22 @@ def shape_mask(shape: str, cx: float, cy: float, r: float, ry: float | None = No
     if shape == "triangle":  # apex up, base 2r wide, height 2r: area half its bounding box
         return (np.abs(v) <= 1) & (np.abs(u) <= (v + 1) / 2)
     raise ValueError(f"unknown shape {shape!r}; choose one of {SHAPES}")
+
+
+def box_fit_ious(mask: np.ndarray, candidates: Sequence[str] = SHAPES, template=shape_mask) -> dict[str, float]:
+    """IoU of an object's mask with each candidate shape drawn to fill the object's bounding box.
+
+    Fitting the box compares outlines only, not place or size. `template(shape, cx, cy, rx, ry,
+    size)` draws a candidate (default `shape_mask`; `sdlab.finetune` adds shapes of its own).
+    """
+    ys, xs = np.nonzero(mask)
+    cx, cy = (xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2
+    rx, ry = (xs.max() - xs.min() + 1) / 2, (ys.max() - ys.min() + 1) / 2
+    ious = {}
+    for c in candidates:
+        fit = template(c, cx, cy, rx, ry, mask.shape[0])
+        ious[c] = float((mask & fit).sum() / (mask | fit).sum())
+    return ious
 
 
 def placement(thing: Thing, rng: np.random.Generator | None = None) -> tuple[float, float, float]:
@@ -250,11 +275,9 @@ def read_thing(image: np.ndarray, mask: np.ndarray) -> Thing:
     colour = list(COLOURS)[int(np.argmin(((_PALETTE - mean_rgb) ** 2).sum(1)))]
     # shape: the ideal circle, square or triangle that fills the same bounding box and overlaps
     # the object best (intersection over union) -- robust to the soft corners a model draws
+    ious = box_fit_ious(mask)
+    shape = max(ious, key=ious.get)
     width, height = xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
-    cx, cy = (xs.max() + xs.min() + 1) / 2, (ys.max() + ys.min() + 1) / 2
-    templates = [shape_mask(s, cx, cy, width / 2, height / 2) for s in SHAPES]
-    ious = [(mask & t).sum() / (mask | t).sum() for t in templates]
-    shape = SHAPES[int(np.argmax(ious))]
     # position: where its bounding-box centre lies relative to the image centre
     dx = (xs.max() + xs.min() + 1) / 2 - IMAGE_SIZE / 2
     dy = (ys.max() + ys.min() + 1) / 2 - IMAGE_SIZE / 2
