@@ -65,7 +65,7 @@ class TrainConfig:
     vae_lr: float = 2e-3
     kl_weight: float = 1e-6
     # stage 3: the decoder alone, encoder frozen (SD's ft-MSE VAE was made the same way)
-    decoder_steps: int = 800
+    decoder_steps: int = 600
     decoder_lr: float = 1e-3
     # pre-encoded dataset
     num_images: int = 16000
@@ -80,6 +80,9 @@ class TrainConfig:
     ema_decay: float = 0.995
     checkpoint_minutes: float = 4.0
     threads: int = 0  # 0: leave torch's default
+    # samples recorded as the UNet trains (fixed prompts and seeds; see record_samples)
+    sample_steps: str = "0,100,200,400,800,1600,3000"
+    sample_prompts: int = 32
 
 
 # --------------------------------------------------------------------------- data
@@ -212,7 +215,7 @@ def _train_autoencoder(cfg: TrainConfig, name: str, stage_id: int, vae: Autoenco
         return AutoencoderKL.from_pretrained(out / "final")
     accelerator = Accelerator()  # one per stage, so that each stage's checkpoint holds only its own state
     params = [p for p in vae.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0, fused=True)  # one kernel per step
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(min(100, steps // 10 + 1), steps))
     vae, opt, sched = accelerator.prepare(vae, opt, sched)
     stage = Stage(accelerator, out, steps, cfg.checkpoint_minutes)
@@ -315,10 +318,73 @@ def caption_for(things: list[dict], rng: np.random.Generator) -> str:
     return shapes.describe(things[0], rng)
 
 
+# --------------------------------------------------------------------------- samples
+
+SAMPLES_FILE = "training_samples.safetensors"  # beside the weights: what the model drew while it learned
+SAMPLE_SEED = 30_000  # noise seeds for the recorded samples; neither training nor the benchmark uses them
+
+
+def sample_things(n: int) -> list[shapes.Thing]:
+    """`n` single-object descriptions drawn evenly from the 180 (a fixed, seeded choice)."""
+    things = shapes.all_things()
+    order = np.random.default_rng(606).permutation(len(things))
+    return [things[i] for i in order[:n]]
+
+
+def parse_steps(text: str, total: int) -> list[int]:
+    """'0,100,3000' -> [0, 100, 3000], keeping the steps this run reaches."""
+    steps = sorted({int(s) for s in text.split(",") if s.strip()})
+    return [s for s in steps if 0 <= s <= total]
+
+
+@torch.no_grad()
+def record_samples(pipe: StableDiffusionPipeline, things: list[shapes.Thing], steps: int = 20,
+                   guidance_scale: float = 4.0) -> torch.Tensor:
+    """Denoised latents (n, 4, h, w) for the canonical prompts of `things`, seed SAMPLE_SEED + i each.
+
+    The latents, not the images, are kept: the UNet is trained on fixed latents, so decoding
+    them later with the shipped VAE shows what the model had learned at that step, with the
+    decoder users have; and 8x8x4 values in fp16 are 512 bytes where a 64x64 image is 12 KB.
+    (Nothing is decoded here: `pipe`'s VAE only sets the latents' size.)
+    """
+    generators = [torch.Generator().manual_seed(SAMPLE_SEED + i) for i in range(len(things))]
+    return pipe([t.prompt() for t in things], num_inference_steps=steps, guidance_scale=guidance_scale,
+                generator=generators, output_type="latent").images.float().cpu()
+
+
+def save_samples(path: Path, samples: dict[int, torch.Tensor], things: list[shapes.Thing], scaling_factor: float):
+    """One fp16 tensor per recorded step ('step_0100'), the prompts and settings in the metadata."""
+    from safetensors.torch import save_file
+    meta = {"what": "latents the tiny model drew at these training steps of the run that made the shipped weights "
+                    "(decode with the shipped VAE: latents / scaling_factor)",
+            "prompts": json.dumps([t.prompt() for t in things]),
+            "things": json.dumps([asdict(t) for t in things]),
+            "seeds": json.dumps([SAMPLE_SEED + i for i in range(len(things))]),
+            "num_inference_steps": "20", "guidance_scale": "4.0", "scheduler": "DDIM",
+            "weights": "EMA", "scaling_factor": repr(scaling_factor)}
+    save_file({f"step_{k:04d}": v.half().contiguous() for k, v in sorted(samples.items())}, str(path), metadata=meta)
+
+
+def load_samples(path: Path) -> tuple[dict[int, torch.Tensor], dict]:
+    """The recorded latents by training step, and the metadata (prompts and things as lists)."""
+    from safetensors import safe_open
+    with safe_open(str(path), framework="pt") as f:
+        meta = dict(f.metadata())
+        latents = {int(k.split("_")[1]): f.get_tensor(k).float() for k in f.keys()}
+    for key in ("prompts", "things", "seeds"):
+        meta[key] = json.loads(meta[key])
+    meta["things"] = [shapes.Thing(**t) for t in meta["things"]]
+    return dict(sorted(latents.items())), meta
+
+
 # --------------------------------------------------------------------------- stage 2
 
-def train_unet(cfg: TrainConfig, data: dict, resume: bool):
-    """Stage 2: text encoder + UNet on the noise-prediction loss; returns the EMA weights."""
+def train_unet(cfg: TrainConfig, data: dict, resume: bool, vae: AutoencoderKL | None = None):
+    """Stage 2: text encoder + UNet on the noise-prediction loss; returns the EMA weights.
+
+    With `vae` (only its config is used: the latents' size), it also records the EMA model's samples for fixed prompts at `cfg.sample_steps`
+    into `SAMPLES_FILE` (checkpointed with the stage, so a resumed run keeps them).
+    """
     out = Path(cfg.out) / "unet"
     tokenizer = tiny.load_tokenizer()
     if _finished(out, cfg.unet_steps):
@@ -328,7 +394,7 @@ def train_unet(cfg: TrainConfig, data: dict, resume: bool):
     text_encoder, unet = tiny.build_text_encoder(), tiny.build_unet()
     noise_scheduler = tiny.build_noise_scheduler()
     params = list(text_encoder.parameters()) + list(unet.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0, fused=True)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.warmup_steps, cfg.unet_steps))
     ema = EMAModel(params, decay=cfg.ema_decay, foreach=True)  # one fused update, not one per tensor
     text_encoder, unet, opt, sched = accelerator.prepare(text_encoder, unet, opt, sched)
@@ -340,6 +406,25 @@ def train_unet(cfg: TrainConfig, data: dict, resume: bool):
     ema.to(accelerator.device)
 
     n, scale = len(data["mean"]), data["scaling_factor"]
+    record_at = parse_steps(cfg.sample_steps, cfg.unet_steps) if vae is not None else []
+    things = sample_things(cfg.sample_prompts)
+    samples_path = out / SAMPLES_FILE
+    samples = load_samples(samples_path)[0] if resume and samples_path.exists() else {}
+
+    def record():
+        if stage.step in record_at and stage.step not in samples and accelerator.is_main_process:
+            ema.store(params), ema.copy_to(params)
+            was_training = unet.training
+            text_encoder.eval(), unet.eval()
+            pipe = assemble(vae, accelerator.unwrap_model(text_encoder), tokenizer, accelerator.unwrap_model(unet), scale,
+                            register=False)
+            pipe.set_progress_bar_config(disable=True)
+            samples[stage.step] = record_samples(pipe, things)
+            save_samples(samples_path, samples, things, scale)
+            ema.restore(params)
+            text_encoder.train(was_training), unet.train(was_training)
+
+    record()
     bar = tqdm(total=cfg.unet_steps, initial=stage.step, desc="UNet+text", disable=not accelerator.is_local_main_process)
     while stage.step < cfg.unet_steps:
         rng = np.random.default_rng([cfg.seed, 3, stage.step, accelerator.process_index])
@@ -361,6 +446,7 @@ def train_unet(cfg: TrainConfig, data: dict, resume: bool):
             stage.log(loss=round(loss.item(), 5), lr=sched.get_last_lr()[0])
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}")
+        record()
     bar.close()
     stage.save()
     text_encoder, unet = accelerator.unwrap_model(text_encoder), accelerator.unwrap_model(unet)
@@ -373,9 +459,14 @@ def train_unet(cfg: TrainConfig, data: dict, resume: bool):
 
 # --------------------------------------------------------------------------- assembling
 
-def assemble(vae, text_encoder, tokenizer, unet, scaling_factor: float) -> StableDiffusionPipeline:
-    """Put the trained parts into a standard `StableDiffusionPipeline` (no safety checker)."""
-    vae.register_to_config(scaling_factor=scaling_factor)
+def assemble(vae, text_encoder, tokenizer, unet, scaling_factor: float, register: bool = True) -> StableDiffusionPipeline:
+    """Put the trained parts into a standard `StableDiffusionPipeline` (no safety checker).
+
+    `register=False` leaves the VAE's config as it is (for samples during training: the
+    pipeline then returns latents, and nothing is decoded).
+    """
+    if register:
+        vae.register_to_config(scaling_factor=scaling_factor)
     return StableDiffusionPipeline(
         vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
         scheduler=tiny.build_scheduler(), safety_checker=None, feature_extractor=None,
@@ -383,8 +474,11 @@ def assemble(vae, text_encoder, tokenizer, unet, scaling_factor: float) -> Stabl
     )
 
 
-def export(pipe: StableDiffusionPipeline, folder: Path, card: dict) -> None:
-    """Save in fp16 safetensors (half the bytes; `load_pipeline` loads fp32 on a CPU) + a model card."""
+def export(pipe: StableDiffusionPipeline, folder: Path, card: dict, samples: Path | None = None) -> None:
+    """Save in fp16 safetensors (half the bytes; `load_pipeline` loads fp32 on a CPU) + a model card.
+
+    `samples`, the latents recorded during training, are copied beside the weights.
+    """
     if folder.exists():
         shutil.rmtree(folder)
     pipe.to(torch.float16).save_pretrained(folder, safe_serialization=True)
@@ -394,6 +488,8 @@ def export(pipe: StableDiffusionPipeline, folder: Path, card: dict) -> None:
     shutil.rmtree(folder / "tokenizer")
     shutil.copytree(tiny.TOKENIZER_DIR, folder / "tokenizer")
     (folder / "training.json").write_text(json.dumps(card, indent=2) + "\n")
+    if samples is not None and samples.exists():
+        shutil.copy(samples, folder / SAMPLES_FILE)
 
 
 STAGES = ("vae", "encode", "decoder", "unet")
@@ -442,7 +538,7 @@ def main(argv=None) -> None:
     if "unet" not in stages:
         print(f"stages {stages} done; run the rest (e.g. --stages unet --resume) to assemble the pipeline")
         return
-    tokenizer, text_encoder, unet = train_unet(cfg, data, args.resume)
+    tokenizer, text_encoder, unet = train_unet(cfg, data, args.resume, vae=vae)
     if decoder_vae is None:  # the decoder stage ran elsewhere (or not at all)
         decoder_vae = train_decoder(cfg, vae, resume=True) if (out / "decoder" / "final").exists() else vae
     pipe = assemble(decoder_vae.cpu(), text_encoder.cpu(), tokenizer, unet.cpu(), data["scaling_factor"])
@@ -455,7 +551,7 @@ def main(argv=None) -> None:
             "wall_minutes_this_command": round((time.time() - started) / 60, 1)}
     (out / "training.json").write_text(json.dumps(card, indent=2) + "\n")
     if args.export:
-        export(pipe, args.export, card)
+        export(pipe, args.export, card, out / "unet" / SAMPLES_FILE)
     print(f"done: {card['sequential_minutes']} min of training in all; pipeline in {out / 'pipeline'}")
 
 
