@@ -36,31 +36,38 @@ import torch
 import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention, AttnProcessor
 
+from . import shapes
+from .engines import generate
+
 
 class AttentionStore:
     """Cross-attention probabilities per denoising step, averaged over heads and layers.
 
     Each cross-attention layer's map (h_l, w_l) is resized (bilinear) to `map_size` before
     averaging, so layers at different resolutions (SD v1.5: 64, 32, 16 and 8 latent pixels;
-    the tiny UNet: 4 only) add up. A denoising step is complete when every cross-attention
-    layer of the UNet has been called once.
+    the tiny UNet: 8 and 2) add up. With `layer_size`, only the layers at that grid are kept
+    (e.g. the latents' own size: SD v1.5's 64x64 layers, the tiny UNet's 8x8 ones), and their
+    maps are not resampled when `map_size` is the same. A denoising step is complete when every
+    cross-attention layer of the UNet has been called once.
 
     Args:
         map_size: (h, w) of the stored maps, with the latents' aspect ratio: the latents' own
             size (8x8 for the tiny engine), or smaller to save memory (SD v1.5's latents are
             64x64; 16x16 maps keep 16 times less).
+        layer_size: (h, w) of the only layers to record, or None for all of them.
     """
 
-    def __init__(self, map_size: tuple[int, int]):
+    def __init__(self, map_size: tuple[int, int], layer_size: tuple[int, int] | None = None):
         self.map_size = tuple(int(s) for s in map_size)
+        self.layer_size = tuple(int(s) for s in layer_size) if layer_size is not None else None
         self.num_layers = 0  # set by capture_cross_attention
-        self.layer_sizes: set[tuple[int, int]] = set()
+        self.layer_sizes: set[tuple[int, int]] = set()  # the grids of the layers that were called
         self.steps: list[torch.Tensor] = []  # each (batch, 77, h, w), on the CPU in fp32
         self._sum: torch.Tensor | None = None
-        self._calls = 0
+        self._calls = self._kept = 0
 
     def reset(self) -> None:
-        self.steps, self._sum, self._calls = [], None, 0
+        self.steps, self._sum, self._calls, self._kept = [], None, 0, 0
 
     def add(self, attention_probs: torch.Tensor, heads: int) -> None:
         """Record one layer's probabilities (batch * heads, h_l * w_l, tokens)."""
@@ -72,16 +79,21 @@ class AttentionStore:
             raise ValueError(f"cannot lay {queries} attention queries out on a grid with the latents' aspect "
                              f"{h}x{w}; use a height and width divisible by 64")
         self.layer_sizes.add((hl, wl))
-        probs = attention_probs.detach().float().reshape(bh // heads, heads, hl, wl, tokens).mean(1)
-        probs = probs.permute(0, 3, 1, 2)  # (batch, tokens, h_l, w_l)
-        if (hl, wl) != (h, w):
-            probs = F.interpolate(probs, size=(h, w), mode="bilinear", align_corners=False)
-        probs = probs.cpu()
-        self._sum = probs if self._sum is None else self._sum + probs
         self._calls += 1
+        if self.layer_size is None or (hl, wl) == self.layer_size:
+            probs = attention_probs.detach().float().reshape(bh // heads, heads, hl, wl, tokens).mean(1)
+            probs = probs.permute(0, 3, 1, 2)  # (batch, tokens, h_l, w_l)
+            if (hl, wl) != (h, w):
+                probs = F.interpolate(probs, size=(h, w), mode="bilinear", align_corners=False)
+            probs = probs.cpu()
+            self._sum = probs if self._sum is None else self._sum + probs
+            self._kept += 1
         if self.num_layers and self._calls % self.num_layers == 0:
-            self.steps.append(self._sum / self.num_layers)
-            self._sum = None
+            if self._sum is None:
+                raise ValueError(f"no cross-attention layer works on a {self.layer_size} grid; this UNet's "
+                                 f"are {sorted(self.layer_sizes)}")
+            self.steps.append(self._sum / self._kept)
+            self._sum, self._kept = None, 0
 
     def token_maps(self) -> torch.Tensor:
         """All recorded steps as one tensor (steps, batch, tokens, h, w)."""
@@ -179,9 +191,15 @@ def token_index(tokenizer, prompt: str, word: str) -> int:
     return ids.index(word_ids[0])
 
 
-def upsample(token_map: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize one map (h, w) to `size` (bilinear), normalised to sum to 1 over the pixels."""
-    m = F.interpolate(token_map[None, None].float(), size=size, mode="bilinear", align_corners=False)[0, 0]
+def upsample(token_map: torch.Tensor, size: tuple[int, int], mode: str = "nearest") -> torch.Tensor:
+    """Resize one map (h, w) to `size`, normalised to sum to 1 over the pixels.
+
+    "nearest" (the default) spreads each latent cell's attention evenly over the pixels it
+    covers (8x8 of them in SD's f=8 layout): what the layer saw, not smoothed. "bilinear"
+    makes softer pictures but moves mass across cell borders.
+    """
+    kwargs = {} if mode == "nearest" else {"align_corners": False}
+    m = F.interpolate(token_map[None, None].float(), size=size, mode=mode, **kwargs)[0, 0]
     m = m.clamp_min(0)
     return m / m.sum().clamp_min(1e-12)
 
@@ -189,8 +207,79 @@ def upsample(token_map: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def mass_inside(token_map: torch.Tensor, mask: np.ndarray | torch.Tensor) -> float:
     """Fraction of a token's attention mass that falls inside a pixel mask (H, W).
 
-    The map is resized to the mask's size and normalised to sum to 1; compare the result with
-    the mask's area fraction `mask.mean()`, which is what attention spread evenly would give.
+    The map is resized to the mask's size (nearest: each cell's mass spread over its pixels)
+    and normalised to sum to 1; compare the result with the mask's area fraction
+    `mask.mean()`, which is what attention spread evenly would give (see `uniform_ratio`).
     """
     mask = torch.as_tensor(np.asarray(mask), dtype=torch.bool)
     return float(upsample(token_map, tuple(mask.shape))[mask].sum())
+
+
+def uniform_ratio(token_map: torch.Tensor, mask: np.ndarray | torch.Tensor) -> float:
+    """`mass_inside` divided by the mask's area fraction: 1.0 is what uniform attention gives.
+
+    2.0 means the token puts twice as much of its attention on the region as spreading it
+    evenly over the image would.
+    """
+    area = float(np.asarray(mask, dtype=bool).mean())
+    if area == 0:
+        raise ValueError("the mask is empty: there is no region to measure attention on")
+    return mass_inside(token_map, mask) / area
+
+
+WORD_KINDS = ("colour", "shape", "position", "size", "end")
+
+
+def word_tokens(tokenizer, thing: shapes.Thing, prompt: str | None = None) -> dict[str, int]:
+    """Token positions of `thing`'s four attribute words in its prompt, and of the end token.
+
+    Args:
+        thing: the object the prompt describes; its canonical prompt by default.
+    """
+    prompt = prompt or thing.prompt()
+    index = {kind: token_index(tokenizer, prompt, getattr(thing, kind)) for kind in shapes.ATTRIBUTES}
+    index["end"] = tokenizer(prompt).input_ids.index(tokenizer.eos_token_id)
+    return index
+
+
+@torch.no_grad()
+def object_attention(pipe, things: list[shapes.Thing], seed: int = 0, batch_size: int = 40,
+                     **generate_kwargs) -> dict:
+    """How strongly each word of single-object prompts attends to its object, against uniform attention.
+
+    For every thing, its canonical prompt is generated with the cross-attention of the layers
+    at the latents' own grid recorded (8x8 in the tiny UNet, 64x64 in SD v1.5), averaged over
+    heads, those layers and the denoising steps (conditional half of the guidance batch). The
+    object's mask is what the shapes world's judge calls foreground in the generated image;
+    for each word kind (colour, shape, position, size, and the end token) the ratio is
+    `uniform_ratio(word_map, mask)`.
+
+    Args:
+        things: the objects, one prompt each.
+        seed: the first batch's noise seed; batch k uses seed + k.
+
+    Returns:
+        {"ratios": {kind: array over the images that show an object}, "kept": the things measured,
+         "images": uint8 (n, H, W, 3) for all things, "maps": (n, 77, h, w) word maps}.
+    """
+    h, w = pipe.unet.config.sample_size, pipe.unet.config.sample_size
+    grid = (h, w)
+    ratios = {kind: [] for kind in WORD_KINDS}
+    kept, images, maps = [], [], []
+    for k, i in enumerate(range(0, len(things), batch_size)):
+        chunk = things[i:i + batch_size]
+        store = AttentionStore(grid, layer_size=grid)
+        with capture_cross_attention(pipe.unet, store):
+            out = generate(pipe, [t.prompt() for t in chunk], seed=seed + k, output_type="np", **generate_kwargs).images
+        token_maps = store.token_maps()
+        token_maps = token_maps[:, -len(chunk):].mean(0)  # conditional half, mean over steps: (batch, 77, h, w)
+        for thing, image, tmap in zip(chunk, (np.asarray(out) * 255).round().astype(np.uint8), token_maps):
+            images.append(image), maps.append(tmap)
+            mask = shapes.foreground(image)
+            if not mask.any():
+                continue
+            kept.append(thing)
+            for kind, j in word_tokens(pipe.tokenizer, thing).items():
+                ratios[kind].append(uniform_ratio(tmap[j], mask))
+    return {"ratios": {k: np.array(v) for k, v in ratios.items()}, "kept": kept,
+            "images": np.stack(images), "maps": torch.stack(maps)}

@@ -11,6 +11,10 @@ Prompt adherence is read by the shapes world's judge (pixels only, no model) ove
 seed) pairs that training never drew: every one of the 180 single-object descriptions in its
 canonical wording ("a large red circle on the left") with fresh seeds, at guidance 1.0 (no
 classifier-free guidance) and at the engine's default guidance.
+
+Attention is measured against its baseline: the share of a word's cross-attention that lands
+inside the object's pixels, divided by the object's share of the image (what attention spread
+evenly would give), per word kind (`attention_on_objects`).
 """
 from __future__ import annotations
 
@@ -27,7 +31,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from . import shapes, tiny
+from . import attention, shapes, tiny
+from .stats import mean_interval
 from .engines import TINY_GUIDANCE, generate, load_pipeline
 
 BENCH_SEED = 20_000  # noise seeds from here up; training never seeds its noise with these
@@ -42,17 +47,13 @@ def adherence(pipe, things: Sequence[Sequence[shapes.Thing]], prompts: Sequence[
         prompts: one prompt per entry of `things`.
         seeds: one noise seed per prompt (each batch uses its first prompt's seed).
     """
-    hits = {a: 0 for a in shapes.ATTRIBUTES}
-    hits["all"] = 0
+    found = {a: [] for a in (*shapes.ATTRIBUTES, "all")}
     for i in range(0, len(prompts), batch_size):
         images = generate(pipe, list(prompts[i:i + batch_size]), seed=int(seeds[i]), guidance_scale=guidance_scale,
                           num_inference_steps=steps, output_type="np").images
-        for want, image in zip(things[i:i + batch_size], images):
-            ok = shapes.match(want, shapes.judge((image * 255).round().astype(np.uint8)))
-            for a, v in ok.items():
-                hits[a] += v
-            hits["all"] += all(ok.values())
-    return {a: v / len(prompts) for a, v in hits.items()}
+        for a, v in shapes.hits(things[i:i + batch_size], (images * 255).round().astype(np.uint8)).items():
+            found[a].extend(v)
+    return {a: float(np.mean(v)) for a, v in found.items()}
 
 
 def single_object_set(repeats: int = 2) -> tuple[list[tuple[shapes.Thing]], list[str], list[int]]:
@@ -74,6 +75,24 @@ def two_object_set(n: int = 180, seed: int = 4242) -> tuple[list[tuple[shapes.Th
         things.append((a, b))
         prompts.append(f"{a.prompt()} and {b.prompt()}")
     return things, prompts, [BENCH_SEED + 10_000 + i for i in range(n)]
+
+
+def attention_on_objects(pipe, quick: bool = False) -> dict:
+    """Each word kind's cross-attention inside its object, as a multiple of the uniform share.
+
+    Over the 180 single-object canonical prompts (45 with `quick`), seeds training never drew,
+    at the engine's default guidance; maps from the layers at the latents' own grid (8x8 in the
+    tiny UNet), averaged over heads, those layers and the 25 steps (`attention.object_attention`).
+    1.0 is what attention spread evenly over the image would give.
+    """
+    things = shapes.all_things()[::4] if quick else shapes.all_things()
+    measured = attention.object_attention(pipe, things, seed=BENCH_SEED + 50_000)
+    result = {"prompts": len(things), "images_with_an_object": len(measured["kept"]),
+              "layer_grid": [pipe.unet.config.sample_size] * 2}
+    for kind, ratios in measured["ratios"].items():
+        mean, half = mean_interval(ratios)
+        result[kind] = {"mean_ratio": mean, "ci95": half, "share_above_uniform": float((ratios > 1).mean())}
+    return result
 
 
 @torch.no_grad()
@@ -125,6 +144,7 @@ def run_tiny(quick: bool = False, engine: str = "tiny", device: str | None = Non
     things2, prompts2, seeds2 = two_object_set(45 if quick else 180)
     result["two_object_pairs"] = len(prompts2)
     result["two_object_adherence_default_guidance"] = adherence(pipe, things2, prompts2, seeds2, TINY_GUIDANCE)
+    result["attention_inside_object"] = attention_on_objects(pipe, quick)
     result["vae_psnr_db"] = vae_psnr(pipe, 64 if quick else 256)
     result["seconds_one_image_25_steps"] = seconds_per_call(pipe, 1, repeats=3 if quick else 7)
     result["seconds_batch_16_25_steps"] = seconds_per_call(pipe, 16, repeats=1 if quick else 3)
@@ -145,6 +165,7 @@ def format_table(r: dict) -> str:
         f"  guidance {r['default_guidance']:<4} (default) {pct(r['adherence_default_guidance'])}",
         f"two-object adherence, {r['two_object_pairs']} pairs, guidance {r['default_guidance']}:",
         f"  {pct(r['two_object_adherence_default_guidance'])}",
+        *_attention_lines(r.get("attention_inside_object")),
         f"VAE reconstruction PSNR      {r['vae_psnr_db']:.1f} dB",
         f"one 64x64 image, 25 steps    {r['seconds_one_image_25_steps']:.3f} s",
         f"batch of 16, 25 steps        {r['seconds_batch_16_25_steps']:.3f} s",
@@ -153,6 +174,19 @@ def format_table(r: dict) -> str:
     if "peak_gpu_memory_mb" in r:
         lines.append(f"peak GPU memory (allocated)  {r['peak_gpu_memory_mb']:.0f} MB")
     return "\n".join(lines)
+
+
+def _attention_lines(a: dict | None) -> list[str]:
+    if not a:
+        return []
+    h, w = a["layer_grid"]
+    lines = [f"cross-attention inside the object at the {h}x{w} layers, as a multiple of uniform attention "
+             f"({a['images_with_an_object']} of {a['prompts']} prompts drew an object):"]
+    for kind in attention.WORD_KINDS:
+        k = a[kind]
+        lines.append(f"  {kind + ' word' if kind != 'end' else 'end token':<14} {k['mean_ratio']:.2f}x +- {k['ci95']:.2f}"
+                     f"   (above 1x in {100 * k['share_above_uniform']:.0f}% of images)")
+    return lines
 
 
 def _architecture(result: dict) -> str:

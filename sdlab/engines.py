@@ -5,7 +5,7 @@
 | "tiny"  | the model this project trained on the shapes world      | any CPU, offline             |
 | "sd15"  | Stable Diffusion v1.5 from the Hugging Face Hub         | a CUDA GPU (fp16)            |
 | "auto"  | "sd15" on a CUDA GPU whose weights are cached or        | everywhere; says which       |
-|         | reachable, else "tiny"                                  | it chose and why             |
+|         | reachable, else "tiny" -- or what SDLAB_ENGINE names    | it chose and why             |
 
 Any Hub id ("org/name") or local folder holding a saved SD-style pipeline works as well.
 Because every engine is the same pipeline class, a notebook written once shows real Stable
@@ -36,6 +36,7 @@ ENGINES = {
     "sd15": f"Stable Diffusion v1.5 ({SD15_MODEL_ID}) from the Hugging Face Hub (CUDA GPU, fp16)",
     "auto": "sd15 on a CUDA GPU when its weights are cached or reachable, otherwise tiny",
 }
+ENGINE_VARIABLE = "SDLAB_ENGINE"  # set it to an engine name, Hub id or folder: "auto" then loads that
 MAX_SIDE_FACTOR = 2  # the largest height/width a pipeline accepts, as a multiple of its native size
 
 
@@ -243,6 +244,12 @@ def _looks_like_path(engine: str | Path) -> bool:
 
 
 def _auto_engine(device) -> tuple[str, str]:
+    chosen = os.environ.get(ENGINE_VARIABLE, "").strip()
+    if chosen:
+        if chosen == "auto":
+            raise UnknownEngineError(f"{ENGINE_VARIABLE}=auto would choose itself; set it to 'tiny', 'sd15', a Hub id "
+                                     f"or a folder, or unset it to let 'auto' choose")
+        return chosen, f"the environment variable {ENGINE_VARIABLE} names it"
     if device is not None and torch.device(device).type != "cuda":
         return "tiny", f"you asked for device {str(device)!r}, and sd15 needs a CUDA GPU"
     if not torch.cuda.is_available():

@@ -321,6 +321,24 @@ def match(expected: Sequence[Thing], found: Sequence[Thing]) -> dict[str, bool]:
     return result
 
 
+# What guessing gives: one value of each attribute drawn uniformly (and all four right at once).
+CHANCE = {"colour": 1 / len(COLOURS), "shape": 1 / len(SHAPES), "position": 1 / len(POSITIONS), "size": 1 / len(SIZES)}
+CHANCE["all"] = float(np.prod(list(CHANCE.values())))
+
+
+def hits(expected: Sequence[Sequence[Thing]], images: Iterable[np.ndarray]) -> dict[str, np.ndarray]:
+    """Judge each image against what its prompt asked: per attribute (and "all"), one bool per image.
+
+    Args:
+        expected: per image, the objects its prompt asked for.
+        images: (H, W, 3) uint8 images, one per entry of `expected`.
+    """
+    rows = [match(want, judge(image)) for want, image in zip(expected, images)]
+    out = {a: np.array([r[a] for r in rows], dtype=bool) for a in ATTRIBUTES}
+    out["all"] = np.logical_and.reduce([out[a] for a in ATTRIBUTES])
+    return out
+
+
 def judge_accuracy(n: int = 1000, seed: int = 12345, p_two: float = 0.0) -> dict[str, float]:
     """Fraction of fresh scenes whose every attribute the judge reads correctly."""
     hits = {a: 0 for a in ATTRIBUTES}

@@ -34,6 +34,35 @@ def to_pil(images) -> list[Image.Image]:
     return [Image.fromarray(a) for a in arr]
 
 
+def image_grid(images: np.ndarray, cols: int, gap: int = 2) -> np.ndarray:
+    """Tile uint8 images (n, H, W, 3) into one (rows*H, cols*W, 3) picture with white gaps, row by row."""
+    images = np.asarray(images)
+    n, h, w, c = images.shape
+    rows = -(-n // cols)
+    grid = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap, c), 255, dtype=images.dtype)
+    for i, image in enumerate(images):
+        r, k = divmod(i, cols)
+        grid[r * (h + gap):r * (h + gap) + h, k * (w + gap):k * (w + gap) + w] = image
+    return grid
+
+
+def plot_rates(ax, steps: Sequence[float], rates: dict[str, Sequence[tuple[float, float, float]]],
+               chance: dict[str, float] | None = None):
+    """Rates with their 95% intervals as error bars, one line per key, and dotted chance levels.
+
+    Args:
+        rates: per key, one (rate, low, high) per step, as `stats.rate` returns.
+        chance: per key, the rate guessing would give (drawn in the same colour).
+    """
+    for k, (name, values) in enumerate(rates.items()):
+        r, lo, hi = (np.array(v) for v in zip(*values))
+        ax.errorbar(steps, r, yerr=[r - lo, hi - r], marker="o", ms=4, capsize=3, color=f"C{k}", label=name)
+        if chance and name in chance:
+            ax.axhline(chance[name], color=f"C{k}", ls=":", lw=1)
+    ax.set_ylim(-0.03, 1.03)
+    return ax
+
+
 def upscale(image: Image.Image, min_side: int = 256) -> Image.Image:
     """Enlarge small images with nearest-neighbour (64x64 -> 256x256) so pixels stay crisp."""
     factor = max(1, -(-min_side // min(image.size)))

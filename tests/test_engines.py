@@ -13,11 +13,27 @@ no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GP
 
 
 @no_cuda
-def test_auto_picks_tiny_here_and_says_why(capsys):
+def test_auto_picks_tiny_here_and_says_why(capsys, monkeypatch):
+    monkeypatch.delenv(engines.ENGINE_VARIABLE, raising=False)
     pipe = sdlab.load_pipeline("auto")
     assert isinstance(pipe, StableDiffusionPipeline) and engines.native_size(pipe) == 64
     line = capsys.readouterr().out.strip()
     assert line.startswith("sdlab: engine 'auto' chose 'tiny'") and "no CUDA GPU" in line
+
+
+def test_sdlab_engine_makes_auto_load_that_engine_and_say_so(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv(engines.ENGINE_VARIABLE, "tiny")
+    assert engines._auto_engine(None) == ("tiny", "the environment variable SDLAB_ENGINE names it")
+    monkeypatch.setenv(engines.ENGINE_VARIABLE, str(tmp_path / "missing"))
+    with pytest.raises(sdlab.WeightsNotFoundError, match="does not exist"):
+        sdlab.load_pipeline("auto")
+    assert "SDLAB_ENGINE names it" in capsys.readouterr().out
+    monkeypatch.setenv(engines.ENGINE_VARIABLE, "auto")
+    with pytest.raises(sdlab.UnknownEngineError, match="choose itself"):
+        sdlab.load_pipeline("auto")
+    monkeypatch.setenv(engines.ENGINE_VARIABLE, "sd-2.1")
+    with pytest.raises(sdlab.UnknownEngineError, match="Known engines"):
+        sdlab.load_pipeline("auto")
 
 
 def test_unknown_engine_lists_the_known_ones():

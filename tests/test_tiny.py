@@ -44,7 +44,9 @@ def test_same_seed_same_image_other_seed_differs(tiny_pipe):
 def test_weights_are_small_and_safetensors():
     files = [p for p in tiny.TINY_DIR.rglob("*") if p.is_file()]
     assert sum(p.stat().st_size for p in files) <= 25 * 2**20
-    assert {p.parent.name for p in files if p.suffix == ".safetensors"} == {"unet", "vae", "text_encoder"}
+    assert {p.parent.name for p in files if p.suffix == ".safetensors" and p.name != train.SAMPLES_FILE} == {
+        "unet", "vae", "text_encoder"}
+    assert (tiny.TINY_DIR / train.SAMPLES_FILE).stat().st_size < 200_000  # the run's recorded samples: latents only
     assert (tiny.TINY_DIR / "README.md").is_file()  # the model card
 
 
