@@ -93,46 +93,44 @@ def build_vae() -> AutoencoderKL:
 
 
 def build_unet() -> UNet2DConditionModel:
-    """SD v1.5's UNet pattern on 8x8 latents: text cross-attention at the full 8x8 grid and at the 2x2 bottom.
+    """A three-level UNet on 8x8 latents that reads the text at the full 8x8 grid and at the 2x2 bottom.
 
-    SD v1.5's UNet has four levels (64, 32, 16, 8 latent pixels for a 512x512 image): blocks
-    with cross-attention on the text at the first three, plain ResNet blocks at the bottom, and
-    a middle block (ResNet, transformer, ResNet) between the two halves. This one has the same
-    pattern at three levels (8, 4, 2 latent pixels): a transformer block reads the text at the
-    full 8x8 latent grid on the way down and twice on the way up, as SD's do at 64x64, and the
-    middle block reads it at the 2x2 bottom. Each transformer block is SD's: self-attention,
-    cross-attention to the 77 prompt embeddings, and a feed-forward layer.
+    SD v1.5's UNet has four levels (64, 32, 16, 8 latent pixels for a 512x512 image), with
+    blocks that read the text through cross-attention at the first three -- the full 64x64
+    latent grid included -- and a middle block at the bottom. This one has three levels (8, 4,
+    2 latent pixels). It keeps SD's blocks (ResNet blocks, and transformer blocks with
+    self-attention, cross-attention to the 77 prompt embeddings, and a feed-forward layer) and
+    reads the text in two places:
 
-    Why 8x8: a word can then speak to the latent pixels of its own object, so the attention
-    maps of notebook 08 can show where "red" or "circle" goes, one cell per 8x8 pixels of the
-    image. (The tiny engine v2 read the text only at 2x2; its maps were two cells wide and
-    could not show it.)
-
-    Why the 2x2 middle block: nothing in a UNet says where a pixel is; it finds out from the
-    zero padding at the borders. At 2x2 every cell is a corner whose padding tells it its
-    quadrant, so "left" can be routed to the left column there (a UNet with cross-attention
-    only at 4x4 ignored "left"/"top" entirely: position adherence at chance after 900 steps).
+    - at the 2x2 bottom, on the way down and twice on the way up. Nothing in a UNet says where a
+      pixel is; it finds out from the zero padding at the borders. At 2x2 every cell is a corner
+      whose padding tells it its quadrant, so a word such as "left" can be routed to the left
+      column there. (A UNet that read the text only at 4x4 ignored "left"/"top": position
+      adherence at chance after 900 steps. One with only a 2x2 middle block, SD's own pattern
+      at this size, placed objects right 58% of the time after 3,000 steps.)
+    - at the full 8x8 grid, twice on the way up, as SD's last up blocks do at 64x64: one latent
+      cell there is an 8x8-pixel block of the image, so a word's attention map can fall on its
+      object's own cells (notebook 08 measures whether it does).
 
     Why so lean: on a laptop CPU a 64x64 image takes 25 UNet calls at batch 2 (with
     guidance), and at batch 2 the time goes to the number of torch operators, not to
     arithmetic (a transformer block is about 53 operators, a ResNet block 15; counted with
-    torch.profiler). So one layer per block, four transformer blocks in all, 32 channels at
-    8x8, nothing at 4x4 but ResNets, and linear rather than 1x1-convolution projections into
-    the transformers (SD v2's `use_linear_projection`). Measured on 2 CPU threads at batch 2:
-    7.5 ms per call, against 7.1 ms for v2's 2x2-only UNet and 10-12.5 ms with transformers
-    at every level.
+    torch.profiler). So one layer per block, five transformer blocks in all, 32 channels at
+    8x8, nothing at 4x4 but ResNets, no separate middle block (the 2x2 level is the bottom),
+    and linear rather than 1x1-convolution projections into the transformers (SD v2's
+    `use_linear_projection`).
     """
     return UNet2DConditionModel(
         sample_size=IMAGE_SIZE // VAE_SCALE_FACTOR,
         in_channels=LATENT_CHANNELS,
         out_channels=LATENT_CHANNELS,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
-        mid_block_type="UNetMidBlock2DCrossAttn",
-        up_block_types=("UpBlock2D", "UpBlock2D", "CrossAttnUpBlock2D"),
+        down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
+        mid_block_type=None,
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "CrossAttnUpBlock2D"),
         block_out_channels=(32, 64, 96),
         layers_per_block=1,
         # diffusers' historical name: in UNet2DConditionModel this is the number of heads
-        # (SD v1.5 sets 8); 4 heads of 8 channels at 8x8 and of 24 in the middle block.
+        # (SD v1.5 sets 8); 4 heads of 8 channels at 8x8 and of 24 at 2x2.
         attention_head_dim=4,
         cross_attention_dim=TEXT_HIDDEN,
         use_linear_projection=True,
