@@ -198,7 +198,8 @@ def _architecture(result: dict) -> str:
     millions = lambda name: f"{n[name] / 1e6:.2f}M parameters" if name in n else "?"
     return (f"text encoder {text['num_hidden_layers']} layers of width {text['hidden_size']} ({millions('text_encoder')}); "
             f"VAE channels {tuple(vae['block_out_channels'])} ({millions('vae')}); "
-            f"UNet {' -> '.join(unet['down_block_types'])}, channels {tuple(unet['block_out_channels'])}, "
+            f"UNet {' -> '.join(unet['down_block_types'])} | {' -> '.join(unet['up_block_types'])}, "
+            f"channels {tuple(unet['block_out_channels'])}, "
             f"{'middle block ' + unet['mid_block_type'] if unet['mid_block_type'] else 'no middle block'} "
             f"({millions('unet')})")
 

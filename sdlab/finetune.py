@@ -31,9 +31,9 @@ from . import shapes
 from .train import diffusion_loss, images_to_tensor
 
 LORA_ATTENTION_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # diffusers' LoRA training scripts' choice for SD
-# ...plus the other linear layers of each transformer block (kohya's sd-scripts adapt these too). The
-# tiny UNet reads the text only on a 2x2 grid, and there the attention projections alone leave too little
-# room to learn a new shape.
+# ...plus the other linear layers of each transformer block (kohya's sd-scripts adapt these too). A small
+# UNet has few attention layers (the tiny one: five transformer blocks), and with the tiny engine v2 the
+# attention projections alone left too little room to learn a new shape.
 LORA_TARGETS = LORA_ATTENTION_TARGETS + ("proj_in", "proj_out", "ff.net.0.proj", "ff.net.2")
 NEW_SHAPES = ("cross", "diamond")
 

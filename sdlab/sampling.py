@@ -51,6 +51,19 @@ def initial_latents(pipe, batch: int, height: int, width: int, generator: torch.
     return latents * pipe.scheduler.init_noise_sigma
 
 
+def unet_calls(scheduler, num_inference_steps: int) -> int:
+    """How many UNet calls one image takes with `scheduler` at `num_inference_steps`: one per timestep.
+
+    DDIM, DDPM and Euler make one per step. PNDM as SD v1.5 configures it (`skip_prk_steps`)
+    makes one more: its second timestep repeats, because its first step is a Runge-Kutta-like
+    warm-up that needs two UNet evaluations (Liu et al., 2022, "Pseudo Numerical Methods for
+    Diffusion Models on Manifolds", Sec. 3.3).
+    """
+    probe = type(scheduler).from_config(scheduler.config)  # a copy: the pipeline's own keeps its state
+    probe.set_timesteps(num_inference_steps)
+    return len(probe.timesteps)
+
+
 @torch.no_grad()
 def decode(pipe, latents: torch.Tensor) -> torch.Tensor:
     """Latents -> images (batch, 3, H, W) in [0, 1]: undo the scaling factor, decode, rescale."""

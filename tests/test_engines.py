@@ -76,7 +76,9 @@ def test_local_folder_engine_loads_a_saved_pipeline(tiny_pipe, tmp_path):
     pipe = sdlab.load_pipeline(str(tmp_path / "saved"), device="cpu")
     a = sdlab.generate(pipe, "a red circle", num_inference_steps=5, output_type="np").images
     b = sdlab.generate(tiny_pipe, "a red circle", num_inference_steps=5, output_type="np").images
-    torch.testing.assert_close(torch.from_numpy(a), torch.from_numpy(b))
+    # the bundled engine runs its UNet with channels-last, native CPU convolutions: other kernels, so
+    # the same weights agree to rounding (about 1e-5), not bit for bit
+    torch.testing.assert_close(torch.from_numpy(a), torch.from_numpy(b), atol=1e-4, rtol=1e-4)
 
 
 @no_cuda
