@@ -11,7 +11,8 @@ from sdlab import train
 def test_train_command_checkpoints_resumes_and_exports(tmp_path):
     out = tmp_path / "run"
     args = ["--out", str(out), "--vae-steps", "10", "--unet-steps", "10", "--num-images", "64", "--decoder-steps", "4",
-            "--batch-size", "8", "--vae-batch-size", "4", "--warmup-steps", "2", "--checkpoint-minutes", "30"]
+            "--batch-size", "8", "--vae-batch-size", "4", "--warmup-steps", "2", "--checkpoint-minutes", "30",
+            "--sample-steps", "0,10,20", "--sample-prompts", "4"]
     train.main(args)
     assert json.loads((out / "unet" / "checkpoint" / "step.json").read_text())["step"] == 10
     rows = list(csv.DictReader((out / "unet" / "log.csv").open()))
@@ -32,3 +33,8 @@ def test_train_command_checkpoints_resumes_and_exports(tmp_path):
     assert [int(r["step"]) for r in rows] == [10, 20]
     exported = StableDiffusionPipeline.from_pretrained(str(tmp_path / "exported"))
     assert exported.unet.dtype.is_floating_point and (tmp_path / "exported" / "tokenizer" / "vocab.json").is_file()
+    # the samples recorded while the UNet trained: steps 0 and 10 from the first run, 20 from the resumed one
+    samples, meta = train.load_samples(tmp_path / "exported" / train.SAMPLES_FILE)
+    assert list(samples) == [0, 10, 20] and samples[20].shape == (4, 4, 8, 8)
+    assert len(meta["prompts"]) == 4 and meta["things"][0].prompt() == meta["prompts"][0]
+    assert not torch.equal(samples[0], samples[20])  # the model changed what it draws
