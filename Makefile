@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 NBVAL  := --nbval-lax --nbval-current-env --nbval-cell-timeout=300
 
-.PHONY: setup lab test test-unit test-notebooks html figures bench clean
+.PHONY: setup lab test test-second-engine test-unit test-notebooks html figures bench clean
 
 setup: $(VENV)/.installed
 
@@ -24,8 +24,16 @@ lab: setup
 	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-0} $(VENV)/bin/jupyter lab notebooks/
 
 # PYTHONWARNINGS reaches the notebooks' kernels too: a FutureWarning there fails the cell.
+# Then the series again on a second engine that is not the tiny one (SD v1.5's classes and PNDM scheduler,
+# 128 px, random weights; python -m sdlab.sdshaped): no cell may assume the tiny engine's sizes or steps.
+SDSHAPED := $(CURDIR)/build/sd-shaped   # absolute: the kernels run in notebooks/
 test: setup
 	HF_HUB_OFFLINE=1 PYTHONWARNINGS=error::FutureWarning $(PY) -m pytest tests notebooks $(NBVAL) -p no:cacheprovider
+	$(MAKE) test-second-engine
+
+test-second-engine: setup
+	HF_HUB_OFFLINE=1 $(PY) -m sdlab.sdshaped $(SDSHAPED)
+	SDLAB_ENGINE=$(SDSHAPED) HF_HUB_OFFLINE=1 PYTHONWARNINGS=error::FutureWarning $(PY) -m pytest notebooks $(NBVAL) -p no:cacheprovider
 
 test-unit: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest tests -p no:cacheprovider
