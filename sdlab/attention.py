@@ -262,8 +262,7 @@ def object_attention(pipe, things: list[shapes.Thing], seed: int = 0, batch_size
         {"ratios": {kind: array over the images that show an object}, "kept": the things measured,
          "images": uint8 (n, H, W, 3) for all things, "maps": (n, 77, h, w) word maps}.
     """
-    h, w = pipe.unet.config.sample_size, pipe.unet.config.sample_size
-    grid = (h, w)
+    grid = (pipe.unet.config.sample_size,) * 2  # the latents' own (h, w)
     ratios = {kind: [] for kind in WORD_KINDS}
     kept, images, maps = [], [], []
     for k, i in enumerate(range(0, len(things), batch_size)):

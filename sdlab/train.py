@@ -53,6 +53,7 @@ from tqdm.auto import tqdm
 from transformers import CLIPTextModel
 
 from . import shapes, tiny
+from .engines import TINY_GUIDANCE
 
 
 @dataclass
@@ -322,6 +323,7 @@ def caption_for(things: list[dict], rng: np.random.Generator) -> str:
 
 SAMPLES_FILE = "training_samples.safetensors"  # beside the weights: what the model drew while it learned
 SAMPLE_SEED = 30_000  # noise seeds for the recorded samples; neither training nor the benchmark uses them
+SAMPLE_STEPS = 20     # DDIM steps of each recorded sample, at the engine's default guidance
 
 
 def sample_things(n: int) -> list[shapes.Thing]:
@@ -338,8 +340,7 @@ def parse_steps(text: str, total: int) -> list[int]:
 
 
 @torch.no_grad()
-def record_samples(pipe: StableDiffusionPipeline, things: list[shapes.Thing], steps: int = 20,
-                   guidance_scale: float = 4.0) -> torch.Tensor:
+def record_samples(pipe: StableDiffusionPipeline, things: list[shapes.Thing]) -> torch.Tensor:
     """Denoised latents (n, 4, h, w) for the canonical prompts of `things`, seed SAMPLE_SEED + i each.
 
     The latents, not the images, are kept: the UNet is trained on fixed latents, so decoding
@@ -348,7 +349,7 @@ def record_samples(pipe: StableDiffusionPipeline, things: list[shapes.Thing], st
     (Nothing is decoded here: `pipe`'s VAE only sets the latents' size.)
     """
     generators = [torch.Generator().manual_seed(SAMPLE_SEED + i) for i in range(len(things))]
-    return pipe([t.prompt() for t in things], num_inference_steps=steps, guidance_scale=guidance_scale,
+    return pipe([t.prompt() for t in things], num_inference_steps=SAMPLE_STEPS, guidance_scale=TINY_GUIDANCE,
                 generator=generators, output_type="latent").images.float().cpu()
 
 
@@ -360,7 +361,7 @@ def save_samples(path: Path, samples: dict[int, torch.Tensor], things: list[shap
             "prompts": json.dumps([t.prompt() for t in things]),
             "things": json.dumps([asdict(t) for t in things]),
             "seeds": json.dumps([SAMPLE_SEED + i for i in range(len(things))]),
-            "num_inference_steps": "20", "guidance_scale": "4.0", "scheduler": "DDIM",
+            "num_inference_steps": str(SAMPLE_STEPS), "guidance_scale": str(TINY_GUIDANCE), "scheduler": "DDIM",
             "weights": "EMA", "scaling_factor": repr(scaling_factor)}
     save_file({f"step_{k:04d}": v.half().contiguous() for k, v in sorted(samples.items())}, str(path), metadata=meta)
 
@@ -382,8 +383,9 @@ def load_samples(path: Path) -> tuple[dict[int, torch.Tensor], dict]:
 def train_unet(cfg: TrainConfig, data: dict, resume: bool, vae: AutoencoderKL | None = None):
     """Stage 2: text encoder + UNet on the noise-prediction loss; returns the EMA weights.
 
-    With `vae` (only its config is used: the latents' size), it also records the EMA model's samples for fixed prompts at `cfg.sample_steps`
-    into `SAMPLES_FILE` (checkpointed with the stage, so a resumed run keeps them).
+    With `vae` (only its config is used: the latents' size), it also records the EMA model's
+    samples for fixed prompts at `cfg.sample_steps` into `SAMPLES_FILE` (kept beside the
+    stage's checkpoint, so a resumed run keeps them).
     """
     out = Path(cfg.out) / "unet"
     tokenizer = tiny.load_tokenizer()
