@@ -87,11 +87,13 @@ class Thing:
 
 @dataclass
 class Scene:
-    """A drawn scene: its objects, one caption for it, and its pixels (64, 64, 3) uint8."""
+    """A drawn scene: its objects, one caption for it, its pixels (64, 64, 3) uint8, and one
+    boolean mask (64, 64) per object, where it was drawn (a later object covers an earlier one)."""
 
     things: tuple[Thing, ...]
     caption: str
     image: np.ndarray
+    masks: tuple[np.ndarray, ...] = ()
 
 
 # --------------------------------------------------------------------------- drawing
@@ -149,11 +151,21 @@ def placement(thing: Thing, rng: np.random.Generator | None = None) -> tuple[flo
 
 def draw(things: Sequence[Thing], rng: np.random.Generator | None = None) -> np.ndarray:
     """Draw objects on the dark canvas; `rng` jitters centres and sizes (None: exact layout)."""
+    return draw_with_masks(things, rng)[0]
+
+
+def draw_with_masks(things: Sequence[Thing], rng: np.random.Generator | None = None
+                    ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """`draw`, and each object's visible pixels (64, 64) bool: what it speaks of in the image."""
     image = np.empty((IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
     image[:] = BACKGROUND
+    masks: list[np.ndarray] = []
     for thing in things:
-        image[shape_mask(thing.shape, *placement(thing, rng))] = COLOURS[thing.colour]
-    return image
+        mask = shape_mask(thing.shape, *placement(thing, rng))
+        masks = [m & ~mask for m in masks]
+        masks.append(mask)
+        image[mask] = COLOURS[thing.colour]
+    return image, tuple(masks)
 
 
 # --------------------------------------------------------------------------- captions
@@ -221,7 +233,7 @@ def random_scene(rng: np.random.Generator, p_two: float = 0.0) -> Scene:
     else:
         things = (random_thing(rng),)
         caption = describe(things[0], rng)
-    return Scene(things, caption, draw(things, rng))
+    return Scene(things, caption, *draw_with_masks(things, rng))
 
 
 def sample(n: int, seed: int = 0, p_two: float = 0.0) -> list[Scene]:

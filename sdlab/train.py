@@ -14,7 +14,10 @@ Latent diffusion (Rombach et al., 2022) is trained in two stages, and so is this
    cross-attention. Captions are dropped 10% of the time so that one model learns both the
    conditional and the unconditional prediction that classifier-free guidance needs (Ho &
    Salimans, 2022). The loss is weighted by min-SNR-5 (Hang et al., 2023), which speeds up
-   convergence; an EMA of the weights is what ships.
+   convergence; an EMA of the weights is what ships. A grounding term (TokenCompose, Wang et
+   al., 2024; `sdlab.grounding`) asks the cross-attention of the 8x8 layers to put each
+   object's size, colour and shape words on that object's pixels: without it, the tiny model's
+   attention maps stayed as flat as uniform attention.
 
 3. **Decoder** -- the decoder alone goes on learning with the encoder frozen, as Stability AI
    made SD's improved `sd-vae-ft-mse` decoder: the latents do not move, so the UNet's training
@@ -52,7 +55,8 @@ from diffusers.training_utils import EMAModel, compute_snr
 from tqdm.auto import tqdm
 from transformers import CLIPTextModel
 
-from . import shapes, tiny
+from . import grounding, shapes, tiny
+from .attention import capture_cross_attention
 from .engines import TINY_GUIDANCE
 
 
@@ -78,6 +82,7 @@ class TrainConfig:
     warmup_steps: int = 100
     caption_dropout: float = 0.1
     snr_gamma: float = 5.0
+    grounding_weight: float = 0.05  # TokenCompose's L_token on the object words at the 8x8 layers; 0: off
     ema_decay: float = 0.995
     checkpoint_minutes: float = 4.0
     threads: int = 0  # 0: leave torch's default
@@ -286,14 +291,30 @@ class _RngState:
 
 # --------------------------------------------------------------------------- latents
 
+def scene_masks(scenes: list[shapes.Scene], grid: tuple[int, int]) -> torch.Tensor:
+    """(n, 2, h, w) fp16: how much of each latent cell each object covers (zeros: no second object)."""
+    masks = torch.zeros(len(scenes), 2, *grid, dtype=torch.float16)
+    for i, scene in enumerate(scenes):
+        for k, mask in enumerate(scene.masks):
+            masks[i, k] = torch.from_numpy(grounding.cell_coverage(mask, grid))
+    return masks
+
+
 @torch.no_grad()
 def encode_dataset(vae, cfg: TrainConfig, device) -> dict:
-    """Draw `num_images` scenes once and keep their posterior mean and std (8x8x4 each)."""
+    """Draw `num_images` scenes once and keep their posterior mean and std (8x8x4 each), and the
+    objects' masks on the latent grid (for the grounding loss)."""
     path = Path(cfg.out) / "latents.pt"
-    if path.exists():
-        return torch.load(path)
-    t0 = time.time()
     scenes = shapes.sample(cfg.num_images, seed=cfg.seed + 2, p_two=cfg.p_two)
+    if path.exists():
+        data = torch.load(path)
+        if "masks" not in data:  # saved before the grounding loss: the same scenes, drawn again
+            if data["things"] != [[asdict(t) for t in s.things] for s in scenes]:
+                raise ValueError(f"{path} holds other scenes than this config draws; delete it to encode again")
+            data["masks"] = scene_masks(scenes, tuple(data["mean"].shape[-2:]))
+            torch.save(data, path)
+        return data
+    t0 = time.time()
     means, stds = [], []
     vae.eval()
     for i in tqdm(range(0, len(scenes), 256), desc="encode"):
@@ -303,6 +324,7 @@ def encode_dataset(vae, cfg: TrainConfig, device) -> dict:
         stds.append(dist.std.cpu())
     data = {"mean": torch.cat(means), "std": torch.cat(stds),
             "things": [[asdict(t) for t in s.things] for s in scenes]}
+    data["masks"] = scene_masks(scenes, tuple(data["mean"].shape[-2:]))
     # SD's scaling factor: 1 / std of the latents, so that the diffusion model sees unit variance
     sample = data["mean"] + data["std"] * torch.randn_like(data["std"])
     data["scaling_factor"] = float(1.0 / sample.flatten().std())
@@ -408,6 +430,9 @@ def train_unet(cfg: TrainConfig, data: dict, resume: bool, vae: AutoencoderKL | 
     ema.to(accelerator.device)
 
     n, scale = len(data["mean"]), data["scaling_factor"]
+    grid = tuple(data["mean"].shape[-2:])  # the grounding loss works on the layers at the latents' grid
+    maps = grounding.GroundingMaps(grid)
+    raw_unet = accelerator.unwrap_model(unet)
     record_at = parse_steps(cfg.sample_steps, cfg.unet_steps) if vae is not None else []
     things = sample_things(cfg.sample_prompts)
     samples_path = out / SAMPLES_FILE
@@ -437,17 +462,29 @@ def train_unet(cfg: TrainConfig, data: dict, resume: bool, vae: AutoencoderKL | 
         eps = torch.randn(data["mean"][idx_t].shape, generator=rng_state.generator)
         latents = ((data["mean"][idx_t] + data["std"][idx_t] * eps) * scale).to(accelerator.device)
         with accelerator.accumulate(unet):
-            loss = diffusion_loss(unet, text_encoder, latents, input_ids, noise_scheduler,
-                                  rng_state.generator, cfg.snr_gamma)
+            if cfg.grounding_weight:
+                with capture_cross_attention(raw_unet, maps):
+                    loss = diffusion_loss(unet, text_encoder, latents, input_ids, noise_scheduler,
+                                          rng_state.generator, cfg.snr_gamma)
+                objects = [[shapes.Thing(**t) for t in data["things"][i]] for i in idx]
+                target, supervised = grounding.object_token_masks(tokenizer, captions, objects,
+                                                                  data["masks"][idx_t].float())
+                token_loss = grounding.token_loss(maps.mean(), target.to(accelerator.device),
+                                                  supervised.to(accelerator.device))
+                loss = loss + cfg.grounding_weight * token_loss
+            else:
+                loss = diffusion_loss(unet, text_encoder, latents, input_ids, noise_scheduler,
+                                      rng_state.generator, cfg.snr_gamma)
+                token_loss = torch.zeros(())
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(params, 1.0)
             opt.step(), sched.step(), opt.zero_grad()
         ema.step(params)
         stage.tick()
         if stage.step % 10 == 0:
-            stage.log(loss=round(loss.item(), 5), lr=sched.get_last_lr()[0])
+            stage.log(loss=round(loss.item(), 5), token_loss=round(token_loss.item(), 4), lr=sched.get_last_lr()[0])
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.4f}")
+        bar.set_postfix(loss=f"{loss.item():.4f}", token=f"{token_loss.item():.3f}")
         record()
     bar.close()
     stage.save()
