@@ -243,16 +243,37 @@ def word_tokens(tokenizer, thing: shapes.Thing, prompt: str | None = None) -> di
 
 
 @torch.no_grad()
+def generate_with_maps(pipe, prompts: list[str], seed: int = 0, batch_size: int = 40,
+                       **generate_kwargs) -> tuple[np.ndarray, torch.Tensor]:
+    """Generate `prompts` and keep each one's word maps from the layers at the latents' own grid.
+
+    Batch k of `batch_size` prompts uses noise seed `seed + k`. Maps are averaged over heads, those
+    layers and the denoising steps, from the conditional half of the guidance batch.
+
+    Returns:
+        images uint8 (n, H, W, 3) and maps (n, 77, h, w).
+    """
+    grid = (pipe.unet.config.sample_size,) * 2  # the latents' own (h, w): 8x8 tiny, 64x64 SD v1.5
+    images, maps = [], []
+    for k, i in enumerate(range(0, len(prompts), batch_size)):
+        chunk = prompts[i:i + batch_size]
+        store = AttentionStore(grid, layer_size=grid)
+        with capture_cross_attention(pipe.unet, store):
+            out = generate(pipe, chunk, seed=seed + k, output_type="np", **generate_kwargs).images
+        maps.append(store.token_maps()[:, -len(chunk):].mean(0))  # conditional half, mean over steps
+        images.append((np.asarray(out) * 255).round().astype(np.uint8))
+    return np.concatenate(images), torch.cat(maps)
+
+
 def object_attention(pipe, things: list[shapes.Thing], seed: int = 0, batch_size: int = 40,
                      **generate_kwargs) -> dict:
     """How strongly each word of single-object prompts attends to its object, against uniform attention.
 
     For every thing, its canonical prompt is generated with the cross-attention of the layers
     at the latents' own grid recorded (8x8 in the tiny UNet, 64x64 in SD v1.5), averaged over
-    heads, those layers and the denoising steps (conditional half of the guidance batch). The
-    object's mask is what the shapes world's judge calls foreground in the generated image;
-    for each word kind (colour, shape, position, size, and the end token) the ratio is
-    `uniform_ratio(word_map, mask)`.
+    heads, those layers and the denoising steps (`generate_with_maps`). The object's mask is
+    what the shapes world's judge calls foreground in the generated image; for each word kind
+    (colour, shape, position, size, and the end token) the ratio is `uniform_ratio(word_map, mask)`.
 
     Args:
         things: the objects, one prompt each.
@@ -262,23 +283,61 @@ def object_attention(pipe, things: list[shapes.Thing], seed: int = 0, batch_size
         {"ratios": {kind: array over the images that show an object}, "kept": the things measured,
          "images": uint8 (n, H, W, 3) for all things, "maps": (n, 77, h, w) word maps}.
     """
-    grid = (pipe.unet.config.sample_size,) * 2  # the latents' own (h, w)
+    images, maps = generate_with_maps(pipe, [t.prompt() for t in things], seed, batch_size, **generate_kwargs)
     ratios = {kind: [] for kind in WORD_KINDS}
-    kept, images, maps = [], [], []
-    for k, i in enumerate(range(0, len(things), batch_size)):
-        chunk = things[i:i + batch_size]
-        store = AttentionStore(grid, layer_size=grid)
-        with capture_cross_attention(pipe.unet, store):
-            out = generate(pipe, [t.prompt() for t in chunk], seed=seed + k, output_type="np", **generate_kwargs).images
-        token_maps = store.token_maps()
-        token_maps = token_maps[:, -len(chunk):].mean(0)  # conditional half, mean over steps: (batch, 77, h, w)
-        for thing, image, tmap in zip(chunk, (np.asarray(out) * 255).round().astype(np.uint8), token_maps):
-            images.append(image), maps.append(tmap)
-            mask = shapes.foreground(image)
-            if not mask.any():
-                continue
-            kept.append(thing)
-            for kind, j in word_tokens(pipe.tokenizer, thing).items():
-                ratios[kind].append(uniform_ratio(tmap[j], mask))
-    return {"ratios": {k: np.array(v) for k, v in ratios.items()}, "kept": kept,
-            "images": np.stack(images), "maps": torch.stack(maps)}
+    kept = []
+    for thing, image, tmap in zip(things, images, maps):
+        mask = shapes.foreground(image)
+        if not mask.any():
+            continue
+        kept.append(thing)
+        for kind, j in word_tokens(pipe.tokenizer, thing).items():
+            ratios[kind].append(uniform_ratio(tmap[j], mask))
+    return {"ratios": {k: np.array(v) for k, v in ratios.items()}, "kept": kept, "images": images, "maps": maps}
+
+
+def side_mask(image: np.ndarray, position: str) -> np.ndarray:
+    """The foreground pixels in the half of the image where an object at `position` stands
+    (two-object scenes put their objects on opposite sides: left/right or top/bottom)."""
+    h, w = image.shape[:2]
+    half = np.zeros((h, w), bool)
+    region = {"left": np.s_[:, :w // 2], "right": np.s_[:, w // 2:], "top": np.s_[:h // 2], "bottom": np.s_[h // 2:]}
+    if position not in region:
+        raise ValueError(f"two-object scenes stand left/right or top/bottom, not {position!r}")
+    half[region[position]] = True
+    return shapes.foreground(image) & half
+
+
+BINDING_KINDS = ("colour", "shape")
+
+
+def pair_attention(pipe, pairs: list[tuple[shapes.Thing, shapes.Thing]], seed: int = 0, batch_size: int = 40,
+                   **generate_kwargs) -> dict:
+    """Do two objects' words attend to *their own* object? The binding test of the maps.
+
+    For prompts "<first> and <second>" (canonical wordings), each object's colour and shape
+    words' `uniform_ratio` on its own object (the foreground on its side of the image) and on
+    the other object. Maps that only separate objects from the background give equal values;
+    maps that bind words to objects give own > other.
+
+    Returns:
+        {"own": {kind: array}, "other": {kind: array}} over the objects whose both sides show foreground.
+    """
+    prompts = [f"{a.prompt()} and {b.prompt()}" for a, b in pairs]
+    images, maps = generate_with_maps(pipe, prompts, seed, batch_size, **generate_kwargs)
+    and_id = pipe.tokenizer("and", add_special_tokens=False).input_ids[0]
+    own = {kind: [] for kind in BINDING_KINDS}
+    other = {kind: [] for kind in BINDING_KINDS}
+    for (a, b), prompt, image, tmap in zip(pairs, prompts, images, maps):
+        masks = side_mask(image, a.position), side_mask(image, b.position)
+        if not (masks[0].any() and masks[1].any()):
+            continue
+        ids = pipe.tokenizer(prompt).input_ids
+        split = ids.index(and_id)
+        for k, (thing, lo, hi) in enumerate(((a, 0, split), (b, split, len(ids)))):
+            for kind in BINDING_KINDS:
+                word = pipe.tokenizer(getattr(thing, kind), add_special_tokens=False).input_ids[0]
+                j = next(j for j in range(lo, hi) if ids[j] == word)
+                own[kind].append(uniform_ratio(tmap[j], masks[k]))
+                other[kind].append(uniform_ratio(tmap[j], masks[1 - k]))
+    return {"own": {k: np.array(v) for k, v in own.items()}, "other": {k: np.array(v) for k, v in other.items()}}

@@ -95,6 +95,23 @@ def attention_on_objects(pipe, quick: bool = False) -> dict:
     return result
 
 
+def attention_on_pairs(pipe, quick: bool = False) -> dict:
+    """Binding in the maps: two-object prompts' colour and shape words on their own object vs the other.
+
+    Over 60 of the two-object prompts (20 with `quick`), each object's region is the
+    foreground on its side of the image (`attention.pair_attention`); equal values mean the
+    maps separate objects from the background but do not tell the two objects apart.
+    """
+    pairs = two_object_set(20 if quick else 60)[0]
+    measured = attention.pair_attention(pipe, pairs, seed=BENCH_SEED + 60_000)
+    result = {"prompts": len(pairs), "objects_measured": len(measured["own"]["colour"])}
+    for kind in attention.BINDING_KINDS:
+        own, other = measured["own"][kind], measured["other"][kind]
+        result[kind] = {"own": mean_interval(own), "other": mean_interval(other),
+                        "own_above_other": float((own > other).mean()) if len(own) else float("nan")}
+    return result
+
+
 @torch.no_grad()
 def vae_psnr(pipe, n: int = 256, seed: int = 2026) -> float:
     """Mean PSNR (dB, images in [0, 1]) of encode -> decode on fresh scenes (a fifth with two objects)."""
@@ -145,6 +162,7 @@ def run_tiny(quick: bool = False, engine: str = "tiny", device: str | None = Non
     result["two_object_pairs"] = len(prompts2)
     result["two_object_adherence_default_guidance"] = adherence(pipe, things2, prompts2, seeds2, TINY_GUIDANCE)
     result["attention_inside_object"] = attention_on_objects(pipe, quick)
+    result["attention_two_objects"] = attention_on_pairs(pipe, quick)
     result["vae_psnr_db"] = vae_psnr(pipe, 64 if quick else 256)
     result["seconds_one_image_25_steps"] = seconds_per_call(pipe, 1, repeats=3 if quick else 7)
     result["seconds_batch_16_25_steps"] = seconds_per_call(pipe, 16, repeats=1 if quick else 3)
@@ -166,6 +184,7 @@ def format_table(r: dict) -> str:
         f"two-object adherence, {r['two_object_pairs']} pairs, guidance {r['default_guidance']}:",
         f"  {pct(r['two_object_adherence_default_guidance'])}",
         *_attention_lines(r.get("attention_inside_object")),
+        *_pair_lines(r.get("attention_two_objects")),
         f"VAE reconstruction PSNR      {r['vae_psnr_db']:.1f} dB",
         f"one 64x64 image, 25 steps    {r['seconds_one_image_25_steps']:.3f} s",
         f"batch of 16, 25 steps        {r['seconds_batch_16_25_steps']:.3f} s",
@@ -186,6 +205,19 @@ def _attention_lines(a: dict | None) -> list[str]:
         k = a[kind]
         lines.append(f"  {kind + ' word' if kind != 'end' else 'end token':<14} {k['mean_ratio']:.2f}x +- {k['ci95']:.2f}"
                      f"   (above 1x in {100 * k['share_above_uniform']:.0f}% of images)")
+    return lines
+
+
+def _pair_lines(a: dict | None) -> list[str]:
+    if not a:
+        return []
+    lines = [f"two-object prompts: each object's words on its own object vs on the other "
+             f"({a['objects_measured']} objects of {a['prompts']} prompts):"]
+    for kind in attention.BINDING_KINDS:
+        k = a[kind]
+        (own, h1), (other, h2) = k["own"], k["other"]
+        lines.append(f"  {kind + ' word':<14} own {own:.2f}x +- {h1:.2f}   other {other:.2f}x +- {h2:.2f}"
+                     f"   (own > other in {100 * k['own_above_other']:.0f}% of objects)")
     return lines
 
 
@@ -224,7 +256,9 @@ captions such as "a large red circle on the left". Load it with `sdlab.load_pipe
 - Seed {cfg['seed']}; VAE {cfg['vae_steps']} steps at batch {cfg['vae_batch_size']}, then its decoder alone
   {cfg['decoder_steps']} more steps; text encoder + UNet {cfg['unet_steps']} steps at batch {cfg['batch_size']} on
   {cfg['num_images']} pre-encoded images ({int(100 * cfg['p_two'])}% with two objects), caption dropout
-  {cfg['caption_dropout']}, min-SNR-{cfg['snr_gamma']}, EMA {cfg['ema_decay']}.
+  {cfg['caption_dropout']}, min-SNR-{cfg['snr_gamma']}, EMA {cfg['ema_decay']}; grounding loss (TokenCompose's
+  L_token on each object's size, colour and shape words at the 8x8 layers, `sdlab.grounding`) weight
+  {cfg.get('grounding_weight', 0.0)}.
 - Compute time per stage (minutes): {", ".join(f"{k} {v / 60:.1f}" for k, v in card['seconds'].items())};
   {card['sequential_minutes']} in all, on a {card['device']} with {card['torch_threads']} torch threads.
 - VAE scaling factor, measured as 1 / std of the latents (SD v1.5's is 0.18215): {card['scaling_factor']:.4f}

@@ -28,7 +28,7 @@ from diffusers import StableDiffusionPipeline
 
 from .errors import (DeviceNotAvailableError, InvalidInputError, OutOfMemoryError, SafetyCheckerWarning,
                      SdlabWarning, UnknownEngineError, WeightsNotFoundError)
-from .tiny import TINY_DIR
+from .tiny import IMAGE_SIZE as TINY_IMAGE_SIZE, TINY_DIR
 
 SD15_MODEL_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # runwayml/stable-diffusion-v1-5 was deleted
 ENGINES = {
@@ -320,9 +320,16 @@ def make_generator(seed: int) -> torch.Generator:
     return torch.Generator("cpu").manual_seed(seed)
 
 
+def is_tiny(pipe: StableDiffusionPipeline) -> bool:
+    """Whether `pipe` draws the tiny engine's world: 64x64 shapes (the bundled model, or one that
+    `python -m sdlab.train` made). The shapes world's judge can only read such images."""
+    return native_size(pipe) == TINY_IMAGE_SIZE
+
+
 def default_guidance(pipe: StableDiffusionPipeline) -> float:
-    """7.5 for SD v1.5 (its model card), the tiny model's measured best otherwise."""
-    return 7.5 if native_size(pipe) >= 512 else TINY_GUIDANCE
+    """The tiny model's measured best for the tiny kind; 7.5 otherwise (SD v1.5's model card and
+    `StableDiffusionPipeline`'s own default)."""
+    return TINY_GUIDANCE if is_tiny(pipe) else 7.5
 
 
 TINY_GUIDANCE = 4.0

@@ -175,8 +175,9 @@ def pool(prompt_embeds: torch.Tensor, input_ids: torch.Tensor, how: str = "eos")
     """One vector per prompt (batch, d), in float32.
 
     Args:
-        how: "eos" -- the row at the first EOS, which has seen the whole prompt (CLIP's own
-            sentence embedding, before its projection); "mean" -- the mean of the rows from
+        how: "eos" -- the row at the first EOS: the one CLIP's contrastive loss trains as the
+            caption's summary (`pooler_output`, before the projection; Radford et al., 2021);
+            "mean" -- the mean of the rows from
             the first token to EOS (BOS is left out: it is the same for every prompt).
     """
     embeds = prompt_embeds.detach().float().cpu()
