@@ -110,7 +110,9 @@ def build_unet() -> UNet2DConditionModel:
       at this size, placed objects right 58% of the time after 3,000 steps.)
     - at the full 8x8 grid, twice on the way up, as SD's last up blocks do at 64x64: one latent
       cell there is an 8x8-pixel block of the image, so a word's attention map can fall on its
-      object's own cells (notebook 08 measures whether it does).
+      object's own cells. Trained on the noise-prediction loss alone, they did not (0.96x the
+      uniform share); `sdlab.train` adds a grounding loss (`sdlab.grounding`) and they do
+      (about 16x; notebook 08 measures it).
 
     Why so lean: on a laptop CPU a 64x64 image takes 25 UNet calls at batch 2 (with
     guidance), and at batch 2 the time goes to the number of torch operators, not to
