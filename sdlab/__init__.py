@@ -9,6 +9,7 @@ Layers (each imports only those below it): `shapes` (the world and its judge) an
 `train` and `bench`.
 """
 import logging as _logging
+import os as _os
 
 # We deliberately do not install torchvision (it would pull a multi-GB CUDA build of torch);
 # transformers then announces, on every import of diffusers, that CLIPImageProcessor falls back
@@ -18,6 +19,11 @@ _logging.getLogger("transformers.utils.import_utils").setLevel(_logging.ERROR)
 from .engines import ENGINES, SD15_MODEL_ID, choose_device, choose_dtype, generate, load_pipeline, make_generator  # noqa: E402
 from .errors import (DeviceNotAvailableError, InvalidInputError, OutOfMemoryError, SafetyCheckerWarning,  # noqa: E402
                      SdlabError, SdlabWarning, UnknownEngineError, WeightsNotFoundError)
+
+if _os.environ.get("SDLAB_COUNT_UNET"):  # python -m sdlab.cost counts the notebooks' UNet calls this way
+    from .cost import install_from_environment as _count_unet_calls  # noqa: E402
+
+    _count_unet_calls()
 
 __version__ = "0.1.0"
 __all__ = [

@@ -28,8 +28,15 @@ def _matches(answer: Any, expected: Any, rtol: float, atol: float) -> bool:
     return answer == expected
 
 
+class Verdict(str):
+    """A verdict that equals its text; as a cell's last value it is not shown again (it was printed)."""
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
 def check_answer(name: str, answer: Any, expected: Any = None, *, predicate: Callable[[Any], bool] | None = None,
-                 hint: str = "", rtol: float = 1e-3, atol: float = 1e-6) -> str:
+                 hint: str = "", rtol: float = 1e-3, atol: float = 1e-6) -> Verdict:
     """Print and return the verdict on an exercise: not attempted yet / correct / not quite.
 
     Args:
@@ -48,4 +55,4 @@ def check_answer(name: str, answer: Any, expected: Any = None, *, predicate: Cal
             ok, hint = False, f"{hint} (checking raised {type(err).__name__}: {err})".strip()
         verdict = CORRECT if ok else WRONG
     print(f"{name}: {verdict}" + (f" -- {hint}" if verdict == WRONG and hint else ""))
-    return verdict
+    return Verdict(verdict)

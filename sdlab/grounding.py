@@ -4,11 +4,13 @@ Trained on LAION, Stable Diffusion's cross-attention maps place each word on the
 describes (Hertz et al., 2022) without being told to. The tiny engine, trained on 16,000
 captioned shapes, did not: with the text read at its full 8x8 latent grid, its words' maps were
 as flat as uniform attention (0.96x the uniform share inside the object, v3 without this
-loss). Every token of a causal CLIP prompt after a word carries that word, so the UNet could
-read the whole caption from any token and had no reason to look at one in particular.
+loss). Under CLIP's causal attention the end token and every padding token after it have seen
+the whole caption, so the UNet could read everything from them and had no reason to look at one
+word in particular.
 
 TokenCompose (Wang et al., 2024, "TokenCompose: Text-to-Image Diffusion with Token-level
-Supervision", eq. 3) adds a grounding term to the diffusion loss. For each supervised token i
+Supervision", arXiv:2312.03626, eq. 3) adds a grounding term to the diffusion loss (its token loss;
+the paper's pixel-level term is not used here). For each supervised token i
 with object mask B_i, A_i (one value per latent pixel u) is the cross-attention probability
 pixel u gives token i, averaged over heads and the layers at one grid:
 

@@ -16,3 +16,9 @@ def test_tensors_predicates_and_malformed_answers():
     assert check_answer("p", "red", predicate=lambda a: a.startswith("r")) == CORRECT
     assert check_answer("p", 5, predicate=lambda a: a.startswith("r")) == WRONG
     assert check_answer("s", "blue", "red") == WRONG
+
+
+def test_verdict_is_printed_once_not_shown_again_as_the_cells_value(capsys):
+    verdict = check_answer("ex", None, 3)
+    assert capsys.readouterr().out == f"ex: {NOT_ATTEMPTED}\n"
+    assert verdict == NOT_ATTEMPTED and hasattr(verdict, "_ipython_display_")  # IPython calls it instead of echoing

@@ -25,3 +25,14 @@ def test_ascii_name_and_title_cell(path):
     assert path.name.isascii()
     first = json.loads(path.read_text())["cells"][0]
     assert first["cell_type"] == "markdown" and "".join(first["source"]).startswith("# ")
+
+
+def test_first_cells_state_the_counted_t4_cost():
+    """Each notebook's first cell quotes its UNet work on a T4 as `python -m sdlab.cost --save` counted it."""
+    from sdlab import cost
+
+    costs = json.loads(cost.COSTS_FILE.read_text())
+    for path in (p for p in NOTEBOOKS if p.name[0].isdigit()):
+        assert path.stem in costs, f"{path.name}: run python -m sdlab.cost {path.stem} --save"
+        first = "".join(json.loads(path.read_text())["cells"][0]["source"])
+        assert cost.t4_sentence(path.stem) in first, f"{path.name}: its first cell should say: {cost.t4_sentence(path.stem)}"
