@@ -15,7 +15,7 @@ SD txt2img, torch 2.0 without compile: 6.9 iterations/s, each one UNet call on a
 classifier-free guidance; its batch-4 row, 1.79 it/s on batches of 8, gives the same 0.07 s per
 latent, so the cost is linear in the batch). Calls of the tiny engine's UNet (the claims the
 notebooks check on it) cost milliseconds and are counted apart. Not counted: the VAE, the text
-encoder, and downloading SD v1.5 (about 4 GB in fp16) the first time.
+encoder, and downloading SD v1.5's fp16 weights (about 2.6 GB) the first time.
 
     python -m sdlab.cost                  # runs every notebook on the SD-shaped engine: a few minutes
     python -m sdlab.cost 05_full_pipeline # one notebook
@@ -92,7 +92,7 @@ def t4_sentence(name: str) -> str:
     time = "under a minute" if minutes < 1 else f"about {round(minutes)} minutes"
     return (f"**On a Colab T4 with SD v1.5:** {time} of UNet time ({r['unet_calls']} UNet calls on {r['latents']} "
             f"latents at 512x512 in fp16, at most {r['largest_batch']} per call; counted by `python -m sdlab.cost` from "
-            f"diffusers' T4 benchmark), plus the first download of the weights (about 4 GB).")
+            f"diffusers' T4 benchmark), plus the first download of the fp16 weights (about 2.6 GB).")
 
 
 def read_log(path: Path) -> list[dict]:
