@@ -42,6 +42,10 @@ MAX_SIDE_FACTOR = 2  # the largest height/width a pipeline accepts, as a multipl
 
 # --------------------------------------------------------------------------- device and dtype
 
+def _has_mps() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
 def choose_device(device: str | torch.device | None = None) -> torch.device:
     """CUDA, then Apple's MPS, then the CPU; or check that the device asked for exists.
 
@@ -51,7 +55,7 @@ def choose_device(device: str | torch.device | None = None) -> torch.device:
     if device is None:
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        if _has_mps():
             return torch.device("mps")
         return torch.device("cpu")
     device = torch.device(device)
@@ -60,7 +64,7 @@ def choose_device(device: str | torch.device | None = None) -> torch.device:
             "You asked for a CUDA GPU, but torch sees none on this machine.\n"
             "  - On Colab: Runtime > Change runtime type > a GPU (T4 is enough), then run again.\n"
             "  - Here: call load_pipeline('tiny') (or device=None to choose), which runs on the CPU.")
-    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+    if device.type == "mps" and not _has_mps():
         raise DeviceNotAvailableError(
             "You asked for Apple's MPS device, which this machine or torch build does not offer. "
             "Use device=None to choose automatically, or device='cpu'.")
@@ -253,6 +257,9 @@ def _auto_engine(device) -> tuple[str, str]:
     if device is not None and torch.device(device).type != "cuda":
         return "tiny", f"you asked for device {str(device)!r}, and sd15 needs a CUDA GPU"
     if not torch.cuda.is_available():
+        if _has_mps():  # a deliberate choice: the series' SD figures and T4 estimates are for CUDA
+            return "tiny", (f"auto loads sd15 only on a CUDA GPU; this Mac's MPS device runs it too (in fp32): "
+                            f"set {ENGINE_VARIABLE}=sd15 to use it")
         return "tiny", "no CUDA GPU here (sd15 needs one); the tiny model runs on any CPU, offline"
     if _is_cached(SD15_MODEL_ID):
         return "sd15", f"a CUDA GPU is present and {SD15_MODEL_ID} is in the local cache"

@@ -247,3 +247,11 @@ def test_small_batches_use_native_convolutions_and_the_setting_comes_back(tiny_p
         probe.remove()
     assert seen == [False, True, False] and torch.backends.mkldnn.enabled
     torch.testing.assert_close(small, large[:2], rtol=1e-4, atol=1e-4)  # the same numbers either way
+
+
+def test_auto_on_a_mac_keeps_the_tiny_engine_and_says_how_to_choose_sd15(monkeypatch):
+    monkeypatch.delenv(engines.ENGINE_VARIABLE, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(engines, "_has_mps", lambda: True)
+    engine, why = engines._auto_engine(None)
+    assert engine == "tiny" and "MPS" in why and f"{engines.ENGINE_VARIABLE}=sd15" in why
