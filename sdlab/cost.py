@@ -30,15 +30,16 @@ import json
 import os
 import subprocess
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import torch
 
+from . import tiny
+
 COUNT_VARIABLE = "SDLAB_COUNT_UNET"
 T4_SECONDS_PER_SAMPLE = 1 / 6.9 / 2  # s per 64x64 latent per UNet call, SD v1.5 fp16 (see the docstring)
-SD15_LATENT = 64                     # SD v1.5's latent side at its native 512x512
 TRAINING_FACTOR = 3                  # forward + backward ~ 3 forwards
+TINY_LATENT = tiny.IMAGE_SIZE // tiny.VAE_SCALE_FACTOR  # the tiny UNet's sample_size: its calls are counted apart
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 COSTS_FILE = NOTEBOOKS / "t4_costs.json"  # what each notebook's first cell quotes (tests/test_notebooks_clean.py checks)
 
@@ -64,11 +65,11 @@ def install_from_environment():
     return _record(path) if path else None
 
 
-def summarise(records: list[dict], tiny_native: int = 8) -> dict:
+def summarise(records: list[dict]) -> dict:
     """UNet calls, latents evaluated and the T4 estimate (seconds) from a notebook's records."""
     out = {"unet_calls": 0, "latents": 0, "largest_batch": 0, "training_calls": 0, "t4_seconds": 0.0, "tiny_calls": 0}
     for r in records:
-        if r["native"] == tiny_native:
+        if r["native"] == TINY_LATENT:
             out["tiny_calls"] += 1
             continue
         area = r["h"] * r["w"] / r["native"] ** 2  # 1.0 at the engine's native size: 64x64 latents on SD v1.5

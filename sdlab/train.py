@@ -35,6 +35,7 @@ every few minutes, and `--resume` make a stopped run lose nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import csv
 import json
@@ -305,16 +306,17 @@ def encode_dataset(vae, cfg: TrainConfig, device) -> dict:
     """Draw `num_images` scenes once and keep their posterior mean and std (8x8x4 each), and the
     objects' masks on the latent grid (for the grounding loss)."""
     path = Path(cfg.out) / "latents.pt"
-    scenes = shapes.sample(cfg.num_images, seed=cfg.seed + 2, p_two=cfg.p_two)
     if path.exists():
         data = torch.load(path)
         if "masks" not in data:  # saved before the grounding loss: the same scenes, drawn again
+            scenes = shapes.sample(cfg.num_images, seed=cfg.seed + 2, p_two=cfg.p_two)
             if data["things"] != [[asdict(t) for t in s.things] for s in scenes]:
                 raise ValueError(f"{path} holds other scenes than this config draws; delete it to encode again")
             data["masks"] = scene_masks(scenes, tuple(data["mean"].shape[-2:]))
             torch.save(data, path)
         return data
     t0 = time.time()
+    scenes = shapes.sample(cfg.num_images, seed=cfg.seed + 2, p_two=cfg.p_two)
     means, stds = [], []
     vae.eval()
     for i in tqdm(range(0, len(scenes), 256), desc="encode"):
@@ -462,20 +464,17 @@ def train_unet(cfg: TrainConfig, data: dict, resume: bool, vae: AutoencoderKL | 
         eps = torch.randn(data["mean"][idx_t].shape, generator=rng_state.generator)
         latents = ((data["mean"][idx_t] + data["std"][idx_t] * eps) * scale).to(accelerator.device)
         with accelerator.accumulate(unet):
+            with capture_cross_attention(raw_unet, maps) if cfg.grounding_weight else contextlib.nullcontext():
+                loss = diffusion_loss(unet, text_encoder, latents, input_ids, noise_scheduler,
+                                      rng_state.generator, cfg.snr_gamma)
+            token_loss = torch.zeros(())
             if cfg.grounding_weight:
-                with capture_cross_attention(raw_unet, maps):
-                    loss = diffusion_loss(unet, text_encoder, latents, input_ids, noise_scheduler,
-                                          rng_state.generator, cfg.snr_gamma)
                 objects = [[shapes.Thing(**t) for t in data["things"][i]] for i in idx]
                 target, supervised = grounding.object_token_masks(tokenizer, captions, objects,
                                                                   data["masks"][idx_t].float())
                 token_loss = grounding.token_loss(maps.mean(), target.to(accelerator.device),
                                                   supervised.to(accelerator.device))
                 loss = loss + cfg.grounding_weight * token_loss
-            else:
-                loss = diffusion_loss(unet, text_encoder, latents, input_ids, noise_scheduler,
-                                      rng_state.generator, cfg.snr_gamma)
-                token_loss = torch.zeros(())
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(params, 1.0)
             opt.step(), sched.step(), opt.zero_grad()
