@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention, AttnProcessor
 
-from . import shapes
+from . import grounding, shapes
 from .engines import generate
 
 
@@ -325,19 +325,14 @@ def pair_attention(pipe, pairs: list[tuple[shapes.Thing, shapes.Thing]], seed: i
     """
     prompts = [f"{a.prompt()} and {b.prompt()}" for a, b in pairs]
     images, maps = generate_with_maps(pipe, prompts, seed, batch_size, **generate_kwargs)
-    and_id = pipe.tokenizer("and", add_special_tokens=False).input_ids[0]
     own = {kind: [] for kind in BINDING_KINDS}
     other = {kind: [] for kind in BINDING_KINDS}
     for (a, b), prompt, image, tmap in zip(pairs, prompts, images, maps):
         masks = side_mask(image, a.position), side_mask(image, b.position)
         if not (masks[0].any() and masks[1].any()):
             continue
-        ids = pipe.tokenizer(prompt).input_ids
-        split = ids.index(and_id)
-        for k, (thing, lo, hi) in enumerate(((a, 0, split), (b, split, len(ids)))):
-            for kind in BINDING_KINDS:
-                word = pipe.tokenizer(getattr(thing, kind), add_special_tokens=False).input_ids[0]
-                j = next(j for j in range(lo, hi) if ids[j] == word)
+        for k, words in enumerate(grounding.object_words(pipe.tokenizer, prompt, (a, b), BINDING_KINDS)):
+            for kind, j in words.items():
                 own[kind].append(uniform_ratio(tmap[j], masks[k]))
                 other[kind].append(uniform_ratio(tmap[j], masks[1 - k]))
     return {"own": {k: np.array(v) for k, v in own.items()}, "other": {k: np.array(v) for k, v in other.items()}}

@@ -48,22 +48,30 @@ def cell_coverage(mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     return mask.reshape(gh, h // gh, gw, w // gw).mean(axis=(1, 3)).astype(np.float32)
 
 
-def object_word_positions(tokenizer, caption: str, things: Sequence[shapes.Thing]) -> list[list[int]]:
-    """For each object, the token positions (0 = BOS) of its size, colour and shape words in `caption`.
+def object_words(tokenizer, caption: str, things: Sequence[shapes.Thing],
+                 kinds: Sequence[str] = OBJECT_WORDS) -> list[dict[str, int]]:
+    """For each object, {kind: token position (0 = BOS)} of its `kinds` words in `caption`.
 
     Two-object captions name the first object before the word "and" and the second after it
-    (`shapes.describe_pair`); a word left out of the caption (a dropped size) has no position.
+    (`shapes.describe_pair`), so two objects of one colour each keep their own colour word; a
+    word left out of the caption (a dropped size) has no position.
     """
     ids = tokenizer(caption, truncation=True, max_length=tokenizer.model_max_length).input_ids
     bounds = [0, len(ids)]
     if len(things) == 2:
-        and_id = _single_token(tokenizer, "and")
-        bounds = [0, ids.index(and_id), len(ids)]
-    positions = []
+        bounds = [0, ids.index(_single_token(tokenizer, "and")), len(ids)]
+    found = []
     for k, thing in enumerate(things):
-        words = {_single_token(tokenizer, getattr(thing, kind)) for kind in OBJECT_WORDS}
-        positions.append([j for j in range(bounds[k], bounds[k + 1]) if ids[j] in words])
-    return positions
+        segment = range(bounds[k], bounds[k + 1])
+        first = {kind: next((j for j in segment if ids[j] == _single_token(tokenizer, getattr(thing, kind))), None)
+                 for kind in kinds}  # the first place each word stands in this object's part of the caption
+        found.append({kind: j for kind, j in first.items() if j is not None})
+    return found
+
+
+def object_word_positions(tokenizer, caption: str, things: Sequence[shapes.Thing]) -> list[list[int]]:
+    """For each object, the token positions of its size, colour and shape words (`object_words`)."""
+    return [sorted(words.values()) for words in object_words(tokenizer, caption, things)]
 
 
 def object_token_masks(tokenizer, captions: Sequence[str], scenes: Sequence[Sequence[shapes.Thing]],
