@@ -41,7 +41,8 @@ def make_figures(path: Path, out_dir: Path, timeout: int = 600) -> list[Path]:
     if not wanted:
         return []
     start = time.time()
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    resources = {"metadata": {"path": str(path.parent)}}  # run from the notebook's folder
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources=resources).execute()
     print(f"{path.name}: executed in {time.time() - start:.0f} s")
     written = []
     prefix = path.stem.split("_")[0]

@@ -4,9 +4,17 @@
     pipe = sdlab.load_pipeline("auto")          # real SD v1.5 on a GPU, the tiny model elsewhere
     image = sdlab.generate(pipe, "a large red circle on the left", seed=0).images[0]
 
-Layers (each imports only those below it): `shapes` (the world and its judge) and `engines`
-(devices, loading, errors); lesson helpers; `viz` and `widgets`; the notebooks. Beside them:
-`train` and `bench`.
+Layers, lowest first (each module imports only from the layers below it; tests/test_layers.py
+holds the table and checks every import):
+
+- foundations: `errors`, `checks` (input checks that name the fix), `stats`, `exercises`, `tiny`
+  (the tiny engine's architecture), `images` (uint8 <-> [-1, 1] <-> [0, 1], written once), `shapes`
+  (the world and its judge);
+- `engines`: devices, loading, `generate`;
+- lesson helpers: `schedule`, `text`, `latents`, `sampling`, `editing`, `losses`, `grounding`,
+  `attention`, `finetune`;
+- presentation: `viz`, `widgets`;
+- tools with a command line: `train`, `bench`, `cost`, `gpubench`, `sdshaped`.
 """
 import logging as _logging
 import os as _os
@@ -17,11 +25,19 @@ import os as _os
 _logging.getLogger("transformers.utils.import_utils").setLevel(_logging.ERROR)
 
 from .engines import ENGINES, SD15_MODEL_ID, choose_device, choose_dtype, generate, load_pipeline, make_generator  # noqa: E402
-from .errors import (DeviceNotAvailableError, InvalidInputError, OutOfMemoryError, SafetyCheckerWarning,  # noqa: E402
-                     SdlabError, SdlabWarning, UnknownEngineError, WeightsNotFoundError)
+from .errors import (  # noqa: E402
+    DeviceNotAvailableError,
+    InvalidInputError,
+    OutOfMemoryError,
+    SafetyCheckerWarning,
+    SdlabError,
+    SdlabWarning,
+    UnknownEngineError,
+    WeightsNotFoundError,
+)
 
 if _os.environ.get("SDLAB_COUNT_UNET"):  # python -m sdlab.cost counts the notebooks' UNet calls this way
-    from .cost import install_from_environment as _count_unet_calls  # noqa: E402
+    from .cost import install_from_environment as _count_unet_calls
 
     _count_unet_calls()
 

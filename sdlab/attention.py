@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -38,6 +38,9 @@ from diffusers.models.attention_processor import Attention, AttnProcessor
 
 from . import grounding, shapes
 from .engines import generate
+from .errors import InvalidInputError
+from .images import to_uint8
+from .text import token_position
 
 
 class AttentionStore:
@@ -76,7 +79,7 @@ class AttentionStore:
         scale = math.sqrt(h * w / queries)
         hl, wl = round(h / scale), round(w / scale)
         if hl * wl != queries:
-            raise ValueError(f"cannot lay {queries} attention queries out on a grid with the latents' aspect "
+            raise InvalidInputError(f"cannot lay {queries} attention queries out on a grid with the latents' aspect "
                              f"{h}x{w}; use a height and width divisible by 64")
         self.layer_sizes.add((hl, wl))
         self._calls += 1
@@ -90,7 +93,7 @@ class AttentionStore:
             self._kept += 1
         if self.num_layers and self._calls % self.num_layers == 0:
             if self._sum is None:
-                raise ValueError(f"no cross-attention layer works on a {self.layer_size} grid; this UNet's "
+                raise InvalidInputError(f"no cross-attention layer works on a {self.layer_size} grid; this UNet's "
                                  f"are {sorted(self.layer_sizes)}")
             self.steps.append(self._sum / self._kept)
             self._sum, self._kept = None, 0
@@ -98,7 +101,7 @@ class AttentionStore:
     def token_maps(self) -> torch.Tensor:
         """All recorded steps as one tensor (steps, batch, tokens, h, w)."""
         if not self.steps:
-            raise ValueError("nothing recorded: run the pipeline inside `capture_cross_attention`")
+            raise InvalidInputError("nothing recorded: run the pipeline inside `capture_cross_attention`")
         return torch.stack(self.steps)
 
 
@@ -114,7 +117,8 @@ class StoreCrossAttnProcessor(AttnProcessor):
         self.store = store
 
     def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
-                 attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None, *args, **kwargs) -> torch.Tensor:
+                 attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None,
+                 *args, **kwargs) -> torch.Tensor:
         is_cross = encoder_hidden_states is not None
         residual = hidden_states
         if attn.spatial_norm is not None:
@@ -123,7 +127,8 @@ class StoreCrossAttnProcessor(AttnProcessor):
         if input_ndim == 4:
             batch_size, channel, height, width = hidden_states.shape
             hidden_states = hidden_states.view(batch_size, channel, height * width).transpose(1, 2)
-        batch_size, sequence_length, _ = hidden_states.shape if encoder_hidden_states is None else encoder_hidden_states.shape
+        keys_from = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+        batch_size, sequence_length, _ = keys_from.shape
         attention_mask = attn.prepare_attention_mask(attention_mask, sequence_length, batch_size)
         if attn.group_norm is not None:
             hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
@@ -166,7 +171,7 @@ def capture_cross_attention(unet, store: AttentionStore) -> Iterator[AttentionSt
     original = unet.attn_processors
     names = cross_attention_names(unet)
     if not names:
-        raise ValueError("this UNet has no cross-attention (attn2) layers to record")
+        raise InvalidInputError("this UNet has no cross-attention (attn2) layers to record")
     store.num_layers = len(names)
     store.reset()
     processor = StoreCrossAttnProcessor(store)
@@ -175,20 +180,6 @@ def capture_cross_attention(unet, store: AttentionStore) -> Iterator[AttentionSt
         yield store
     finally:
         unet.set_attn_processor(original)
-
-
-def token_index(tokenizer, prompt: str, word: str) -> int:
-    """Position of `word` among the prompt's 77 token positions (0 is the BOS token).
-
-    Raises ValueError when the word is not one token of the prompt.
-    """
-    ids = tokenizer(prompt).input_ids
-    word_ids = tokenizer(word, add_special_tokens=False).input_ids
-    if len(word_ids) != 1:
-        raise ValueError(f"{word!r} is {len(word_ids)} CLIP tokens; pick a word that is a single token")
-    if word_ids[0] not in ids:
-        raise ValueError(f"{word!r} is not a token of the prompt {prompt!r}")
-    return ids.index(word_ids[0])
 
 
 def upsample(token_map: torch.Tensor, size: tuple[int, int], mode: str = "nearest") -> torch.Tensor:
@@ -212,6 +203,9 @@ def mass_inside(token_map: torch.Tensor, mask: np.ndarray | torch.Tensor) -> flo
     `mask.mean()`, which is what attention spread evenly would give (see `uniform_ratio`).
     """
     mask = torch.as_tensor(np.asarray(mask), dtype=torch.bool)
+    if token_map.ndim != 2 or mask.ndim != 2:
+        raise InvalidInputError(f"give one word's map (h, w) and one pixel mask (H, W), got {tuple(token_map.shape)} "
+                                f"and {tuple(mask.shape)}; for a word k of maps (77, h, w) pass maps[k]")
     return float(upsample(token_map, tuple(mask.shape))[mask].sum())
 
 
@@ -223,7 +217,7 @@ def uniform_ratio(token_map: torch.Tensor, mask: np.ndarray | torch.Tensor) -> f
     """
     area = float(np.asarray(mask, dtype=bool).mean())
     if area == 0:
-        raise ValueError("the mask is empty: there is no region to measure attention on")
+        raise InvalidInputError("the mask is empty: there is no region to measure attention on")
     return mass_inside(token_map, mask) / area
 
 
@@ -237,7 +231,7 @@ def word_tokens(tokenizer, thing: shapes.Thing, prompt: str | None = None) -> di
         thing: the object the prompt describes; its canonical prompt by default.
     """
     prompt = prompt or thing.prompt()
-    index = {kind: token_index(tokenizer, prompt, getattr(thing, kind)) for kind in shapes.ATTRIBUTES}
+    index = {kind: token_position(tokenizer, prompt, getattr(thing, kind)) for kind in shapes.ATTRIBUTES}
     index["end"] = tokenizer(prompt).input_ids.index(tokenizer.eos_token_id)
     return index
 
@@ -261,7 +255,7 @@ def generate_with_maps(pipe, prompts: list[str], seed: int = 0, batch_size: int 
         with capture_cross_attention(pipe.unet, store):
             out = generate(pipe, chunk, seed=seed + k, output_type="np", **generate_kwargs).images
         maps.append(store.token_maps()[:, -len(chunk):].mean(0))  # conditional half, mean over steps
-        images.append((np.asarray(out) * 255).round().astype(np.uint8))
+        images.append(to_uint8(out))
     return np.concatenate(images), torch.cat(maps)
 
 
@@ -286,7 +280,7 @@ def object_attention(pipe, things: list[shapes.Thing], seed: int = 0, batch_size
     images, maps = generate_with_maps(pipe, [t.prompt() for t in things], seed, batch_size, **generate_kwargs)
     ratios = {kind: [] for kind in WORD_KINDS}
     kept = []
-    for thing, image, tmap in zip(things, images, maps):
+    for thing, image, tmap in zip(things, images, maps, strict=True):
         mask = shapes.foreground(image)
         if not mask.any():
             continue
@@ -303,7 +297,7 @@ def side_mask(image: np.ndarray, position: str) -> np.ndarray:
     half = np.zeros((h, w), bool)
     region = {"left": np.s_[:, :w // 2], "right": np.s_[:, w // 2:], "top": np.s_[:h // 2], "bottom": np.s_[h // 2:]}
     if position not in region:
-        raise ValueError(f"two-object scenes stand left/right or top/bottom, not {position!r}")
+        raise InvalidInputError(f"two-object scenes stand left/right or top/bottom, not {position!r}")
     half[region[position]] = True
     return shapes.foreground(image) & half
 
@@ -327,7 +321,7 @@ def pair_attention(pipe, pairs: list[tuple[shapes.Thing, shapes.Thing]], seed: i
     images, maps = generate_with_maps(pipe, prompts, seed, batch_size, **generate_kwargs)
     own = {kind: [] for kind in BINDING_KINDS}
     other = {kind: [] for kind in BINDING_KINDS}
-    for (a, b), prompt, image, tmap in zip(pairs, prompts, images, maps):
+    for (a, b), prompt, image, tmap in zip(pairs, prompts, images, maps, strict=True):
         masks = side_mask(image, a.position), side_mask(image, b.position)
         if not (masks[0].any() and masks[1].any()):
             continue

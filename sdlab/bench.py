@@ -25,15 +25,17 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
 from . import attention, shapes, tiny
-from .stats import mean_interval
 from .engines import TINY_GUIDANCE, generate, load_pipeline
+from .images import images_to_tensor, to_uint8
+from .latents import decode, encode, psnr
+from .stats import mean_interval
 
 BENCH_SEED = 20_000  # noise seeds from here up; training never seeds its noise with these
 
@@ -51,7 +53,7 @@ def adherence(pipe, things: Sequence[Sequence[shapes.Thing]], prompts: Sequence[
     for i in range(0, len(prompts), batch_size):
         images = generate(pipe, list(prompts[i:i + batch_size]), seed=int(seeds[i]), guidance_scale=guidance_scale,
                           num_inference_steps=steps, output_type="np").images
-        for a, v in shapes.hits(things[i:i + batch_size], (images * 255).round().astype(np.uint8)).items():
+        for a, v in shapes.hits(things[i:i + batch_size], to_uint8(images)).items():
             found[a].extend(v)
     return {a: float(np.mean(v)) for a, v in found.items()}
 
@@ -112,18 +114,10 @@ def attention_on_pairs(pipe, quick: bool = False) -> dict:
     return result
 
 
-@torch.no_grad()
 def vae_psnr(pipe, n: int = 256, seed: int = 2026) -> float:
     """Mean PSNR (dB, images in [0, 1]) of encode -> decode on fresh scenes (a fifth with two objects)."""
-    images, _ = shapes.batch(shapes.sample(n, seed=seed, p_two=0.2))
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(pipe.device, pipe.vae.dtype)
-    psnrs = []
-    for i in range(0, n, 64):
-        latents = pipe.vae.encode(x[i:i + 64]).latent_dist.mean
-        recon = pipe.vae.decode(latents).sample.clamp(-1, 1)
-        mse = ((recon - x[i:i + 64]) / 2).float().pow(2).mean(dim=(1, 2, 3))
-        psnrs += (10 * torch.log10(1 / mse.clamp_min(1e-10))).tolist()
-    return float(np.mean(psnrs))
+    x = images_to_tensor(shapes.batch(shapes.sample(n, seed=seed, p_two=0.2))[0])
+    return float(psnr(decode(pipe, encode(pipe, x)), x / 2 + 0.5).mean())
 
 
 def seconds_per_call(pipe, batch: int, steps: int = 25, repeats: int = 5) -> float:
@@ -147,7 +141,8 @@ def peak_memory_mb() -> float:
 def run_tiny(quick: bool = False, engine: str = "tiny", device: str | None = None) -> dict:
     """Every figure of the tiny engine's quality bar; `engine` may also be a trained pipeline's folder."""
     pipe = load_pipeline(engine, device=device, verbose=False)
-    result: dict = {"engine": str(engine), "device": str(pipe.device), "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine()}
+    result: dict = {"engine": str(engine), "device": str(pipe.device), "torch_threads": torch.get_num_threads(),
+                    "cpu": platform.processor() or platform.machine()}
     repeats = 1 if quick else 2
     things, prompts, seeds = single_object_set(repeats)
     if quick:
@@ -203,7 +198,8 @@ def _attention_lines(a: dict | None) -> list[str]:
              f"({a['images_with_an_object']} of {a['prompts']} prompts drew an object):"]
     for kind in attention.WORD_KINDS:
         k = a[kind]
-        lines.append(f"  {kind + ' word' if kind != 'end' else 'end token':<14} {k['mean_ratio']:.2f}x +- {k['ci95']:.2f}"
+        label = kind + " word" if kind != "end" else "end token"
+        lines.append(f"  {label:<14} {k['mean_ratio']:.2f}x +- {k['ci95']:.2f}"
                      f"   (above 1x in {100 * k['share_above_uniform']:.0f}% of images)")
     return lines
 
@@ -227,8 +223,12 @@ def _architecture(result: dict) -> str:
     vae = json.loads((tiny.TINY_DIR / "vae" / "config.json").read_text())
     text = json.loads((tiny.TINY_DIR / "text_encoder" / "config.json").read_text())
     n = result.get("parameters", {})
-    millions = lambda name: f"{n[name] / 1e6:.2f}M parameters" if name in n else "?"
-    return (f"text encoder {text['num_hidden_layers']} layers of width {text['hidden_size']} ({millions('text_encoder')}); "
+
+    def millions(name: str) -> str:
+        return f"{n[name] / 1e6:.2f}M parameters" if name in n else "?"
+
+    return (f"text encoder {text['num_hidden_layers']} layers of width {text['hidden_size']} "
+            f"({millions('text_encoder')}); "
             f"VAE channels {tuple(vae['block_out_channels'])} ({millions('vae')}); "
             f"UNet {' -> '.join(unet['down_block_types'])} | {' -> '.join(unet['up_block_types'])}, "
             f"channels {tuple(unet['block_out_channels'])}, "
@@ -276,7 +276,8 @@ captions such as "a large red circle on the left". Load it with `sdlab.load_pipe
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m sdlab.bench", description="Benchmark the tiny engine (or SD v1.5 on a GPU).")
+    parser = argparse.ArgumentParser(prog="python -m sdlab.bench",
+                                     description="Benchmark the tiny engine (or SD v1.5 on a GPU).")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--quick", action="store_true", help="fewer samples: a smoke test of the benchmark itself")
     parser.add_argument("--gpu", action="store_true", help="SD v1.5's architecture on a CUDA GPU (fp16, 512x512)")

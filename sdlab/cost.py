@@ -41,7 +41,8 @@ T4_SECONDS_PER_SAMPLE = 1 / 6.9 / 2  # s per 64x64 latent per UNet call, SD v1.5
 TRAINING_FACTOR = 3                  # forward + backward ~ 3 forwards
 TINY_LATENT = tiny.IMAGE_SIZE // tiny.VAE_SCALE_FACTOR  # the tiny UNet's sample_size: its calls are counted apart
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-COSTS_FILE = NOTEBOOKS / "t4_costs.json"  # what each notebook's first cell quotes (tests/test_notebooks_clean.py checks)
+# what each notebook's first cell quotes (tests/test_notebooks_clean.py checks)
+COSTS_FILE = NOTEBOOKS / "t4_costs.json"
 
 
 def _record(path: str):
@@ -91,9 +92,10 @@ def t4_sentence(name: str) -> str:
         return f"**On a Colab T4 with SD v1.5:** no calls of SD's UNet ({why}; `python -m sdlab.cost`)."
     minutes = r["t4_seconds"] / 60
     time = "under a minute" if minutes < 1 else f"about {round(minutes)} minutes"
-    return (f"**On a Colab T4 with SD v1.5:** {time} of UNet time ({r['unet_calls']} UNet calls on {r['latents']} "
-            f"latents at 512x512 in fp16, at most {r['largest_batch']} per call; counted by `python -m sdlab.cost` from "
-            f"diffusers' T4 benchmark), plus the first download of the fp16 weights (about 2.6 GB).")
+    return (f"**On a Colab T4 with SD v1.5:** {time} of UNet time ({r['unet_calls']} UNet calls on "
+            f"{r['latents']} latents at 512x512 in fp16, at most {r['largest_batch']} per call; counted by "
+            f"`python -m sdlab.cost` from diffusers' T4 benchmark), plus the first download of the fp16 weights "
+            f"(about 2.6 GB).")
 
 
 def read_log(path: Path) -> list[dict]:
@@ -119,7 +121,8 @@ def main(argv=None) -> None:
     parser.add_argument("notebooks", nargs="*", help="notebook names without .ipynb (default: all)")
     parser.add_argument("--engine", default="build/sd-shaped", help="the SD v1.5-shaped folder (made if missing)")
     parser.add_argument("--out", type=Path, default=Path("build/cost"))
-    parser.add_argument("--save", action="store_true", help=f"also write the figures to {COSTS_FILE} (the notebooks quote them)")
+    parser.add_argument("--save", action="store_true",
+                        help=f"also write the figures to {COSTS_FILE} (the notebooks quote them)")
     args = parser.parse_args(argv)
     engine = Path(args.engine).resolve()
     if not (engine / "model_index.json").exists():
@@ -132,7 +135,8 @@ def main(argv=None) -> None:
         r = results[name]
         trained = f" ({r['training_calls']} with gradients)" if r["training_calls"] else ""
         print(f"{name:<22} {r['unet_calls']:>5} UNet calls on {r['latents']:>5} latents{trained} -> about "
-              f"{r['t4_seconds'] / 60:.1f} min of UNet time on a T4 (+ {r['tiny_calls']} tiny-engine calls)", flush=True)
+              f"{r['t4_seconds'] / 60:.1f} min of UNet time on a T4 (+ {r['tiny_calls']} tiny-engine calls)",
+              flush=True)
     (args.out / "cost.json").write_text(json.dumps(results, indent=2) + "\n")
     if args.save:
         saved = json.loads(COSTS_FILE.read_text()) if COSTS_FILE.exists() else {}

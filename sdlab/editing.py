@@ -21,15 +21,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .sampling import decode, encode_prompt, guided_noise_pred
-
-
-def image_to_tensor(image: np.ndarray, height: int, width: int) -> torch.Tensor:
-    """uint8 (H, W, 3) -> float (1, 3, height, width) in [-1, 1], resized (bicubic) when needed."""
-    x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float().div(127.5).sub(1.0)
-    if x.shape[-2:] != (height, width):
-        x = F.interpolate(x, size=(height, width), mode="bicubic", align_corners=False).clamp(-1, 1)
-    return x
+from . import checks
+from .engines import check_call, native_size
+from .errors import InvalidInputError
+from .images import images_to_tensor
+from .latents import decode
+from .sampling import encode_prompt, guided_noise_pred
 
 
 def latent_mask(mask: np.ndarray, latent_size: tuple[int, int]) -> torch.Tensor:
@@ -37,7 +34,10 @@ def latent_mask(mask: np.ndarray, latent_size: tuple[int, int]) -> torch.Tensor:
 
     As diffusers does: binarise at 0.5, then nearest-neighbour resize to the latents' size.
     """
-    m = torch.from_numpy((np.asarray(mask, dtype=np.float32) >= 0.5).astype(np.float32))[None, None]
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise InvalidInputError(f"mask must be one 2-D array (H, W), True where to repaint; got shape {mask.shape}")
+    m = torch.from_numpy((mask.astype(np.float32) >= 0.5).astype(np.float32))[None, None]
     return F.interpolate(m, size=latent_size)
 
 
@@ -53,16 +53,24 @@ def inpaint(pipe, image: np.ndarray, mask: np.ndarray, prompt: str, *, seed: int
         seed: seeds a fresh CPU generator, used as `StableDiffusionInpaintPipeline` uses it.
     """
     if pipe.unet.config.in_channels != 4:
-        raise ValueError(f"this UNet has {pipe.unet.config.in_channels} input channels; latent blending needs a "
-                         "4-channel text-to-image UNet (a 9-channel inpainting UNet takes the mask as input instead)")
-    size = pipe.unet.config.sample_size * pipe.vae_scale_factor
+        raise InvalidInputError(f"this UNet has {pipe.unet.config.in_channels} input channels; latent blending "
+                                "needs a 4-channel text-to-image UNet (a 9-channel inpainting UNet takes the mask "
+                                "as input instead)")
+    image, mask = np.asarray(image), np.asarray(mask)
+    if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
+        raise InvalidInputError(f"image must be one uint8 RGB array (H, W, 3), got {image.dtype} {image.shape}; "
+                                "convert [0, 1] floats with sdlab.images.to_uint8")
+    if mask.shape != image.shape[:2]:
+        raise InvalidInputError(f"mask {mask.shape} must cover the image pixel for pixel: shape {image.shape[:2]}")
+    size = native_size(pipe)
+    check_call(pipe, size, size, num_inference_steps, checks.number(guidance_scale, "guidance_scale", low=0))
     device, dtype = pipe.device, pipe.unet.dtype
     generator = torch.Generator("cpu").manual_seed(seed)
     prompt_embeds = encode_prompt(pipe, prompt, None, guidance_scale > 1.0)
     pipe.scheduler.set_timesteps(num_inference_steps, device=device)
     timesteps = pipe.scheduler.timesteps
     # 1. the original's latents x_0 (a sample of the VAE posterior, drawn first, as diffusers does)
-    x = image_to_tensor(image, size, size).to(device, pipe.vae.dtype)
+    x = images_to_tensor(image, size, resample="bicubic").to(device, pipe.vae.dtype)
     image_latents = pipe.vae.encode(x).latent_dist.sample(generator) * pipe.vae.config.scaling_factor
     # 2. x_T: pure noise (strength 1)
     noise = torch.randn(image_latents.shape, generator=generator, dtype=dtype).to(device)

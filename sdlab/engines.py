@@ -20,15 +20,24 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from diffusers import StableDiffusionPipeline
 
-from .errors import (DeviceNotAvailableError, InvalidInputError, OutOfMemoryError, SafetyCheckerWarning,
-                     SdlabWarning, UnknownEngineError, WeightsNotFoundError)
-from .tiny import IMAGE_SIZE as TINY_IMAGE_SIZE, TINY_DIR
+from . import checks
+from .errors import (
+    DeviceNotAvailableError,
+    InvalidInputError,
+    OutOfMemoryError,
+    SafetyCheckerWarning,
+    SdlabWarning,
+    UnknownEngineError,
+    WeightsNotFoundError,
+)
+from .tiny import IMAGE_SIZE as TINY_IMAGE_SIZE
+from .tiny import TINY_DIR
 
 SD15_MODEL_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # runwayml/stable-diffusion-v1-5 was deleted
 ENGINES = {
@@ -83,8 +92,8 @@ def choose_dtype(device: torch.device, dtype: torch.dtype | None = None) -> torc
     if not isinstance(dtype, torch.dtype):
         raise InvalidInputError(f"dtype must be a torch.dtype such as torch.float16, got {dtype!r}")
     if dtype == torch.float16 and device.type == "cpu":
-        warnings.warn("fp16 on the CPU is slower than fp32 (a CPU has no half-precision matrix units) and rounds more; "
-                      "using fp32 instead. Use a CUDA GPU for fp16.", SdlabWarning, stacklevel=3)
+        warnings.warn("fp16 on the CPU is slower than fp32 (a CPU has no half-precision matrix units) and rounds "
+                      "more; using fp32 instead. Use a CUDA GPU for fp16.", SdlabWarning, stacklevel=3)
         return torch.float32
     return dtype
 
@@ -97,7 +106,8 @@ def _is_cached(model_id: str) -> bool:
     return isinstance(try_to_load_from_cache(model_id, "model_index.json"), str)
 
 
-def _is_reachable(model_id: str, timeout: float = 3.0) -> bool:
+def is_reachable(model_id: str, timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face Hub answers for `model_id` within `timeout` seconds (False offline)."""
     from huggingface_hub import is_offline_mode, model_info
 
     if is_offline_mode():
@@ -264,7 +274,7 @@ def _auto_engine(device) -> tuple[str, str]:
         return "tiny", "no CUDA GPU here (sd15 needs one); the tiny model runs on any CPU, offline"
     if _is_cached(SD15_MODEL_ID):
         return "sd15", f"a CUDA GPU is present and {SD15_MODEL_ID} is in the local cache"
-    if _is_reachable(SD15_MODEL_ID):
+    if is_reachable(SD15_MODEL_ID):
         return "sd15", f"a CUDA GPU is present and {SD15_MODEL_ID} can be downloaded (about 2.6 GB in fp16)"
     return "tiny", f"a CUDA GPU is present but {SD15_MODEL_ID} is neither cached nor reachable (offline?)"
 
@@ -290,7 +300,8 @@ def check_prompt(pipe: StableDiffusionPipeline, prompt: str | Sequence[str], nam
         if len(ids) > limit:
             cut = tok.decode(ids[limit:])
             warnings.warn(f"{name} is {len(ids)} tokens; CLIP reads at most {limit} (77 with BOS/EOS), "
-                          f"so this part is ignored: {cut!r}. Shorten the prompt to keep it.", SdlabWarning, stacklevel=3)
+                          f"so this part is ignored: {cut!r}. Shorten the prompt to keep it.",
+                          SdlabWarning, stacklevel=3)
     return list(prompts)
 
 
@@ -311,14 +322,46 @@ def check_call(pipe: StableDiffusionPipeline, height: int, width: int, num_infer
             raise InvalidInputError(
                 f"{name}={value} is too large for this engine, trained at {native_size(pipe)} px: use at most "
                 f"{biggest} (larger images repeat objects and need much more memory).")
-    for name, value in (("num_inference_steps", num_inference_steps), ("num_images_per_prompt", num_images_per_prompt)):
+    counts = {"num_inference_steps": num_inference_steps, "num_images_per_prompt": num_images_per_prompt}
+    for name, value in counts.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidInputError(f"{name} must be a whole number of at least 1, got {value!r}. "
                                     f"Try {name}={25 if name == 'num_inference_steps' else 1}.")
-    if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)) or guidance_scale < 0:
-        raise InvalidInputError(
-            f"guidance_scale must be a number >= 0, got {guidance_scale!r}: 1 means no guidance, "
-            "7.5 is SD v1.5's default, larger follows the prompt more strictly.")
+    checks.number(guidance_scale, "guidance_scale", low=0,
+                  why="1 means no guidance, 7.5 is SD v1.5's default, larger follows the prompt more strictly")
+
+
+@contextlib.contextmanager
+def use_scheduler(pipe: StableDiffusionPipeline, scheduler):
+    """Run a block with `pipe.scheduler` swapped for `scheduler`; the original comes back even if the block fails.
+
+        with use_scheduler(pipe, EulerDiscreteScheduler.from_config(pipe.scheduler.config)):
+            image = generate(pipe, prompt).images[0]
+    """
+    original = pipe.scheduler
+    pipe.scheduler = scheduler
+    try:
+        yield scheduler
+    finally:
+        pipe.scheduler = original
+
+
+# How closely two computations of one result agree: by hand vs the library ("same"), one image of a
+# batch vs the image alone ("batch": other kernels for other shapes), and a predicted x_0, which
+# divides by sqrt(alpha_bar_t) ~ 0.07 at the noisiest steps and so magnifies rounding ("x0").
+# fp16 keeps ~3 significant digits, so its tolerances are ~100x fp32's.
+TOLERANCES = {
+    ("same", torch.float32): {"rtol": 1e-4, "atol": 1e-4}, ("same", torch.float16): {"rtol": 2e-2, "atol": 2e-2},
+    ("batch", torch.float32): {"rtol": 1e-3, "atol": 1e-3}, ("batch", torch.float16): {"rtol": 5e-2, "atol": 5e-2},
+    ("x0", torch.float32): {"rtol": 1e-3, "atol": 1e-3}, ("x0", torch.float16): {"rtol": 5e-2, "atol": 2e-1},
+}
+
+
+def tolerance(pipe: StableDiffusionPipeline, kind: str = "same") -> dict[str, float]:
+    """rtol/atol for `torch.testing.assert_close` at the pipeline's dtype (bf16 counts as fp16)."""
+    dtype = torch.float32 if pipe.unet.dtype == torch.float32 else torch.float16
+    checks.choice(kind, "kind", sorted({k for k, _ in TOLERANCES}))
+    return dict(TOLERANCES[kind, dtype])
 
 
 def make_generator(seed: int) -> torch.Generator:
@@ -376,7 +419,8 @@ def generate(pipe: StableDiffusionPipeline, prompt: str | Sequence[str] | None =
     """
     if prompt_embeds is not None:
         if prompt is not None:
-            raise InvalidInputError("Give prompt or prompt_embeds, not both: prompt_embeds already is the encoded prompt.")
+            raise InvalidInputError("Give prompt or prompt_embeds, not both: "
+                                    "prompt_embeds already is the encoded prompt.")
         kwargs["prompt_embeds"] = check_embeds(pipe, prompt_embeds)
         if negative_prompt_embeds is not None:
             kwargs["negative_prompt_embeds"] = check_embeds(pipe, negative_prompt_embeds, "negative_prompt_embeds")
@@ -386,7 +430,8 @@ def generate(pipe: StableDiffusionPipeline, prompt: str | Sequence[str] | None =
                     f"prompt_embeds {tuple(prompt_embeds.shape)}: one negative per prompt.")
         prompts = [""] * len(prompt_embeds)  # only their number matters below
     elif negative_prompt_embeds is not None:
-        raise InvalidInputError("negative_prompt_embeds needs prompt_embeds too (or use negative_prompt with a prompt).")
+        raise InvalidInputError("negative_prompt_embeds needs prompt_embeds too "
+                                "(or use negative_prompt with a prompt).")
     else:
         prompts = check_prompt(pipe, prompt)
     if negative_prompt is not None:

@@ -8,7 +8,8 @@ with a tolerance, tensors with `torch.allclose`), and "ex1: not quite -- <hint>"
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +22,8 @@ def _matches(answer: Any, expected: Any, rtol: float, atol: float) -> bool:
         a, e = torch.as_tensor(answer).float(), torch.as_tensor(expected).float()
         return a.shape == e.shape and torch.allclose(a, e, rtol=rtol, atol=atol)
     if isinstance(expected, (int, float, np.floating, np.integer)) and not isinstance(expected, bool):
-        return isinstance(answer, (int, float, np.floating, np.integer)) and bool(np.isclose(answer, expected, rtol=rtol, atol=atol))
+        is_number = isinstance(answer, (int, float, np.floating, np.integer))
+        return is_number and bool(np.isclose(answer, expected, rtol=rtol, atol=atol))
     if isinstance(expected, np.ndarray):
         a = np.asarray(answer)
         return a.shape == expected.shape and np.allclose(a, expected, rtol=rtol, atol=atol)

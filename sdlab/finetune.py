@@ -20,15 +20,16 @@ the IoU of the object's mask with each candidate shape fitted to the object's bo
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from diffusers import DDPMScheduler, StableDiffusionPipeline
 
-from . import shapes
-from .train import diffusion_loss, images_to_tensor
+from . import checks, shapes
+from .errors import InvalidInputError
+from .losses import diffusion_loss
 
 LORA_ATTENTION_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # diffusers' LoRA training scripts' choice for SD
 # ...plus the other linear layers of each transformer block (kohya's sd-scripts adapt these too). A small
@@ -55,7 +56,7 @@ def concept_mask(shape: str, cx: float, cy: float, r: float, ry: float | None = 
         return ((np.abs(u) <= 1) & (np.abs(v) <= 1 / 3)) | ((np.abs(u) <= 1 / 3) & (np.abs(v) <= 1))
     if shape == "diamond":
         return np.abs(u) + np.abs(v) <= 1
-    raise ValueError(f"unknown shape {shape!r}; choose one of {shapes.SHAPES + NEW_SHAPES}")
+    raise InvalidInputError(f"unknown shape {shape!r}; choose one of {shapes.SHAPES + NEW_SHAPES}")
 
 
 def concept_scenes(shape: str, n: int, seed: int = 0, word: str | None = None,
@@ -70,7 +71,7 @@ def concept_scenes(shape: str, n: int, seed: int = 0, word: str | None = None,
         stand-in ("square") carrying the colour, position and size.
     """
     if shape not in NEW_SHAPES:
-        raise ValueError(f"concept_scenes draws new shapes only: {NEW_SHAPES}")
+        raise InvalidInputError(f"concept_scenes draws new shapes only: {NEW_SHAPES}")
     word = word or shape
     rng = np.random.default_rng(seed)
     images, captions, things = [], [], []
@@ -102,7 +103,7 @@ def shape_scores(image: np.ndarray, candidates: Sequence[str] = shapes.SHAPES + 
     image = np.asarray(image)
     parts = [m for m in shapes.components(shapes.foreground(image)) if m.sum() >= 10]
     if not parts:
-        return {c: 0.0 for c in candidates}
+        return dict.fromkeys(candidates, 0.0)
     return shapes.box_fit_ious(parts[0], candidates, template=concept_mask)
 
 
@@ -113,32 +114,26 @@ def concept_score(images: np.ndarray, shape: str) -> dict[str, float]:
             "best_fit": float(np.mean([max(s, key=s.get) == shape for s in all_scores]))}
 
 
-# --------------------------------------------------------------------------- data
-
-@torch.no_grad()
-def encode_images(vae, images: np.ndarray, generator: torch.Generator | None = None, batch_size: int = 64) -> torch.Tensor:
-    """uint8 images (n, H, W, 3) -> scaled latents (n, 4, H/8, W/8): posterior sample x scaling_factor."""
-    out = []
-    for i in range(0, len(images), batch_size):
-        x = images_to_tensor(images[i:i + batch_size]).to(vae.device, vae.dtype)
-        out.append(vae.encode(x).latent_dist.sample(generator).float().cpu())
-    return torch.cat(out) * vae.config.scaling_factor
-
-
 # --------------------------------------------------------------------------- the training loop
 
 def train_steps(pipe: StableDiffusionPipeline, params: Sequence[torch.nn.Parameter], latents: torch.Tensor,
                 input_ids: torch.Tensor, *, steps: int, lr: float, batch_size: int = 16, seed: int = 0,
                 snr_gamma: float | None = 5.0, after_step: Callable[[], None] | None = None) -> list[float]:
-    """Minimise `sdlab.train.diffusion_loss` over `params` only; returns the loss of every step.
+    """Minimise `sdlab.losses.diffusion_loss` over `params` only; returns the loss of every step.
 
     Args:
         pipe: the pipeline whose (frozen) UNet and text encoder are used.
         params: the parameters to train (an embedding table, or LoRA matrices).
-        latents: scaled latents (n, 4, h, w) of the concept's images (`encode_images`).
-        input_ids: their captions' token ids (n, 77) (`sdlab.train.tokenize`).
+        latents: scaled latents (n, 4, h, w) of the concept's images (`sdlab.latents.encode`).
+        input_ids: their captions' token ids (n, 77) (`sdlab.text.tokenize`).
         after_step: called after each optimiser step (textual inversion restores the other rows).
     """
+    checks.count(steps, "steps", minimum=0, example=100)
+    checks.count(batch_size, "batch_size", example=16)
+    checks.number(lr, "lr", low=0, why="a learning rate such as 1e-3")
+    if len(latents) != len(input_ids) or not len(latents):
+        raise InvalidInputError(f"give one caption per latent: got {len(latents)} latents and {len(input_ids)} "
+                                "captions' token ids")
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
@@ -172,10 +167,11 @@ def add_placeholder_token(tokenizer, text_encoder, token: str, initializer: str)
     Returns the new token's id (49408 for the first token added to CLIP's vocabulary).
     """
     if tokenizer.add_tokens(token) != 1:
-        raise ValueError(f"{token!r} is already in the tokenizer; choose a new placeholder such as '<{token.strip('<>')}2>'")
+        raise InvalidInputError(f"{token!r} is already in the tokenizer; "
+                         f"choose a new placeholder such as '<{token.strip('<>')}2>'")
     init_ids = tokenizer(initializer, add_special_tokens=False).input_ids
     if len(init_ids) != 1:
-        raise ValueError(f"the initializer {initializer!r} is {len(init_ids)} tokens; use a single-token word")
+        raise InvalidInputError(f"the initializer {initializer!r} is {len(init_ids)} tokens; use a single-token word")
     token_id = tokenizer.convert_tokens_to_ids(token)
     text_encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)  # the row is set just below
     embeddings = text_encoder.get_input_embeddings().weight
@@ -192,7 +188,8 @@ def train_textual_inversion(pipe: StableDiffusionPipeline, token_id: int, latent
     after each step every row but the new one is put back (so exactly one row changes).
     """
     if pipe.text_encoder.dtype != torch.float32:
-        raise ValueError("train textual inversion with the text encoder in fp32: pipe.text_encoder.to(torch.float32)")
+        raise InvalidInputError("train textual inversion with the text encoder in fp32: "
+                                "pipe.text_encoder.to(torch.float32)")
     pipe.unet.requires_grad_(False)
     pipe.vae.requires_grad_(False)
     pipe.text_encoder.requires_grad_(False)
@@ -207,7 +204,8 @@ def train_textual_inversion(pipe: StableDiffusionPipeline, token_id: int, latent
             table[keep] = original[keep]
 
     try:
-        return train_steps(pipe, [table], latents, input_ids, steps=steps, lr=lr, after_step=restore_other_rows, **kwargs)
+        return train_steps(pipe, [table], latents, input_ids, steps=steps, lr=lr, after_step=restore_other_rows,
+                           **kwargs)
     finally:
         table.requires_grad_(False)
 
@@ -215,7 +213,8 @@ def train_textual_inversion(pipe: StableDiffusionPipeline, token_id: int, latent
 def learned_embedding(pipe: StableDiffusionPipeline, token: str) -> dict[str, torch.Tensor]:
     """{token: (1, hidden_size)}: what diffusers' script saves and `pipe.load_textual_inversion` reads."""
     token_id = pipe.tokenizer.convert_tokens_to_ids(token)
-    return {token: pipe.text_encoder.get_input_embeddings().weight[token_id:token_id + 1].detach().float().cpu().clone()}
+    row = pipe.text_encoder.get_input_embeddings().weight[token_id:token_id + 1]
+    return {token: row.detach().float().cpu().clone()}
 
 
 # --------------------------------------------------------------------------- LoRA
@@ -249,8 +248,10 @@ def add_lora(unet: torch.nn.Module, rank: int = 4, lora_alpha: float | None = No
     """
     from peft import LoraConfig
 
+    checks.count(rank, "rank", example=4)
     unet.requires_grad_(False)
-    config = LoraConfig(r=rank, lora_alpha=lora_alpha or rank, init_lora_weights="gaussian", target_modules=list(targets))
+    config = LoraConfig(r=rank, lora_alpha=lora_alpha or rank, init_lora_weights="gaussian",
+                        target_modules=list(targets))
     unet.add_adapter(config)
     params = [p for p in unet.parameters() if p.requires_grad]
     for p in params:

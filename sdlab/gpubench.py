@@ -19,6 +19,7 @@ tested, and says that the GPU figures are pending.
 """
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -39,19 +40,19 @@ PROMPT = "a photo of an astronaut riding a horse on the moon"
 def sd15_unet_config(width: int = 320, cross_attention_dim: int = 768) -> dict:
     """SD v1.5's unet/config.json; `width` scales the channels (320 is the real model)."""
     w = width
-    return dict(sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
-                block_out_channels=(w, 2 * w, 4 * w, 4 * w), cross_attention_dim=cross_attention_dim,
-                attention_head_dim=8, norm_num_groups=32 if w >= 32 else w // 2,
-                down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-                up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3)
+    return {"sample_size": 64, "in_channels": 4, "out_channels": 4, "layers_per_block": 2,
+                "block_out_channels": (w, 2 * w, 4 * w, 4 * w), "cross_attention_dim": cross_attention_dim,
+                "attention_head_dim": 8, "norm_num_groups": 32 if w >= 32 else w // 2,
+                "down_block_types": ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+                "up_block_types": ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3}
 
 
 def sd15_vae_config(width: int = 128) -> dict:
     w = width
-    return dict(in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2, sample_size=512,
-                block_out_channels=(w, 2 * w, 4 * w, 4 * w), norm_num_groups=32 if w >= 32 else w // 2,
-                down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                scaling_factor=0.18215)
+    return {"in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 2, "sample_size": 512,
+                "block_out_channels": (w, 2 * w, 4 * w, 4 * w), "norm_num_groups": 32 if w >= 32 else w // 2,
+                "down_block_types": ("DownEncoderBlock2D",) * 4, "up_block_types": ("UpDecoderBlock2D",) * 4,
+                "scaling_factor": 0.18215}
 
 
 def sd15_text_config(hidden: int = 768, layers: int = 12) -> CLIPTextConfig:
@@ -79,7 +80,8 @@ def build_random_sd15(device: torch.device, dtype: torch.dtype, small: bool = Fa
 def unet_flops_per_step(pipe, batch: int, size: int) -> int:
     """FLOPs of one UNet call with classifier-free guidance (2 x batch latents)."""
     latents = torch.randn(2 * batch, 4, size // 8, size // 8, device=pipe.device, dtype=pipe.unet.dtype)
-    embeds = torch.randn(2 * batch, 77, pipe.text_encoder.config.hidden_size, device=pipe.device, dtype=pipe.unet.dtype)
+    embeds = torch.randn(2 * batch, 77, pipe.text_encoder.config.hidden_size, device=pipe.device,
+                         dtype=pipe.unet.dtype)
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         pipe.unet(latents, torch.tensor(500, device=pipe.device), encoder_hidden_states=embeds)
@@ -154,10 +156,11 @@ def run(device: torch.device | None = None, small: bool | None = None, size: int
     timings = {}
     for key, fn in variants.items():
         for n in batches:
-            timings[key, n] = _report(key, n, time_call(lambda: fn(n), device, repeats))
+            timings[key, n] = _report(key, n, time_call(functools.partial(fn, n), device, repeats))
     optimise(pipe, compile=on_gpu)
     for n in batches:
-        timings["c_optimised", n] = _report("c_optimised", n, time_call(lambda: variants["a_stock"](n), device, repeats))
+        timings["c_optimised", n] = _report("c_optimised", n,
+                                            time_call(functools.partial(variants["a_stock"], n), device, repeats))
     for (key, n), (secs, mem) in timings.items():
         achieved = flops[n] * steps / secs / 1e12
         result["rows"].append({"variant": key, "batch": n, "seconds_per_batch": secs, "seconds_per_image": secs / n,
@@ -177,10 +180,12 @@ def format_table(r: dict) -> str:
     lines = [f"{r['device']} {r['dtype']} {r['size']}x{r['size']} {r['steps']} steps"
              + (" (small model: code-path check only)" if r["small_model"] else ""),
              f"hand-written loop vs stock pipeline: max |difference| = {r['hand_loop_max_abs_diff']:.2e}",
-             f"{'variant':<13}{'batch':>6}{'s/image':>10}{'it/s':>8}{'peak GiB':>10}{'UNet TFLOP/step':>17}{'% of peak':>11}"]
+             f"{'variant':<13}{'batch':>6}{'s/image':>10}{'it/s':>8}{'peak GiB':>10}"
+             f"{'UNet TFLOP/step':>17}{'% of peak':>11}"]
     for row in r["rows"]:
         frac = f"{100 * row['fraction_of_peak']:.1f}" if row["fraction_of_peak"] else "n/a"
-        mem = "n/a" if row["peak_memory_gib"] != row["peak_memory_gib"] else f"{row['peak_memory_gib']:.2f}"  # NaN on CPU
+        on_cpu = row["peak_memory_gib"] != row["peak_memory_gib"]  # NaN
+        mem = "n/a" if on_cpu else f"{row['peak_memory_gib']:.2f}"
         lines.append(f"{row['variant']:<13}{row['batch']:>6}{row['seconds_per_image']:>10.3f}"
                      f"{row['unet_steps_per_second']:>8.1f}{mem:>10}"
                      f"{row['unet_tflops_per_step']:>17.3f}{frac:>11}")

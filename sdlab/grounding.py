@@ -28,13 +28,13 @@ cell counts with the fraction of its 8x8 pixels the object covers.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import shapes
+from .errors import InvalidInputError
 
 OBJECT_WORDS = ("size", "colour", "shape")  # the words that name an object (supervised)
 
@@ -44,7 +44,7 @@ def cell_coverage(mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     h, w = mask.shape
     gh, gw = grid
     if h % gh or w % gw:
-        raise ValueError(f"a {h}x{w} mask does not split into a {gh}x{gw} grid of equal cells")
+        raise InvalidInputError(f"a {h}x{w} mask does not split into a {gh}x{gw} grid of equal cells")
     return mask.reshape(gh, h // gh, gw, w // gw).mean(axis=(1, 3)).astype(np.float32)
 
 
@@ -87,7 +87,7 @@ def object_token_masks(tokenizer, captions: Sequence[str], scenes: Sequence[Sequ
     length = tokenizer.model_max_length
     target = torch.zeros(batch, length, h * w)
     supervised = torch.zeros(batch, length, dtype=torch.bool)
-    for b, (caption, things) in enumerate(zip(captions, scenes)):
+    for b, (caption, things) in enumerate(zip(captions, scenes, strict=True)):
         if not caption:
             continue
         for k, positions in enumerate(object_word_positions(tokenizer, caption, things)):
@@ -135,7 +135,7 @@ class GroundingMaps:
     def mean(self) -> torch.Tensor:
         """(batch, h*w, 77): the kept layers' maps averaged; empties the store for the next step."""
         if not self.layers:
-            raise ValueError(f"no cross-attention layer works on a {self.grid} grid")
+            raise InvalidInputError(f"no cross-attention layer works on a {self.grid} grid")
         maps = torch.stack(self.layers).mean(0)
         self.layers = []
         return maps
@@ -144,5 +144,5 @@ class GroundingMaps:
 def _single_token(tokenizer, word: str) -> int:
     ids = tokenizer(word, add_special_tokens=False).input_ids
     if len(ids) != 1:
-        raise ValueError(f"{word!r} is {len(ids)} CLIP tokens; grounding needs one token per word")
+        raise InvalidInputError(f"{word!r} is {len(ids)} CLIP tokens; grounding needs one token per word")
     return ids[0]

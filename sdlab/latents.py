@@ -17,44 +17,50 @@ coming out of `decode`.
     slerp(noise_a, noise_b, 0.5)              # keeps the norm that lerp loses
     unet_flops(pipe.unet.config)              # FLOPs of one UNet call, counted, not timed
 
-This module is a lesson helper: it imports `engines` only (never `viz` or `widgets`).
+This module is a lesson helper: it imports `engines` and `images` only (never `viz` or `widgets`).
 """
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import checks
 from .engines import native_size
+from .errors import InvalidInputError
+from .images import images_to_tensor
 
 __all__ = [
-    "images_to_tensor", "encode", "decode", "lerp", "slerp", "psnr", "compression_factor",
+    "images_to_tensor", "posterior", "encode", "decode", "lerp", "slerp", "psnr", "compression_factor",
     "thumbnail_baseline", "count_flops", "unet_flops", "vae_decoder_flops",
 ]
 
 
 # --------------------------------------------------------------------------- the VAE round trip
 
-def images_to_tensor(images: np.ndarray | Sequence[np.ndarray], size: int | None = None) -> torch.Tensor:
-    """uint8 images (n, H, W, 3) -> a float tensor (n, 3, size, size) in [-1, 1], what the VAE reads.
+@torch.no_grad()
+def posterior(vae, x: torch.Tensor, batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The encoder's diagonal Gaussian q(z|x): its mean and std (n, 4, H/8, W/8), unscaled.
 
     Args:
-        images: uint8 RGB arrays, e.g. `shapes.batch(shapes.sample(8))[0]`, or one (H, W, 3) image.
-        size: the side to resize to (nearest neighbour, so flat colours stay flat); None keeps H, W.
-            Pass `engines.native_size(pipe)` to feed 64x64 shapes-world scenes to SD v1.5 (512).
+        vae: an `AutoencoderKL` (`pipe.vae`).
+        x: images (n, 3, H, W) in [-1, 1] (`images_to_tensor`), on any device.
+        batch_size: images per encoder call; None: 16 up to 128 px, else 2 (SD's 512 px VAE is big).
+
+    Returns:
+        mean and std on the VAE's device, in its dtype.
     """
-    arr = np.asarray(images)
-    if arr.ndim == 3:
-        arr = arr[None]
-    if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
-        raise ValueError(f"images must be uint8 RGB arrays of shape (n, H, W, 3), got {arr.dtype} {arr.shape}")
-    x = torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 127.5 - 1  # (n, 3, H, W) in [-1, 1]
-    if size is not None and (x.shape[-2], x.shape[-1]) != (size, size):
-        x = F.interpolate(x, size=(size, size), mode="nearest")
-    return x
+    batch_size = batch_size or (16 if x.shape[-1] <= 128 else 2)
+    means, stds = [], []
+    for i in range(0, x.shape[0], batch_size):
+        dist = vae.encode(x[i:i + batch_size].to(vae.device, vae.dtype)).latent_dist
+        means.append(dist.mean)
+        stds.append(dist.std)
+    return torch.cat(means), torch.cat(stds)
 
 
 @torch.no_grad()
@@ -77,20 +83,16 @@ def encode(pipe, images: np.ndarray | torch.Tensor, *, scaled: bool = True,
     Returns:
         latents on `pipe.device` in the VAE's dtype.
     """
-    x = images if isinstance(images, torch.Tensor) else images_to_tensor(images, native_size(pipe))
-    vae = pipe.vae
-    batch_size = batch_size or (16 if x.shape[-1] <= 128 else 2)
-    out = []
-    for i in range(0, x.shape[0], batch_size):
-        dist = vae.encode(x[i:i + batch_size].to(pipe.device, vae.dtype)).latent_dist
-        if generator is None:
-            z = dist.mean
-        else:  # z = mean + std * noise, the noise drawn on the CPU so every device gets the same
-            noise = torch.randn(dist.mean.shape, generator=generator, dtype=torch.float32).to(dist.mean)
-            z = dist.mean + dist.std * noise
-        out.append(z)
-    latents = torch.cat(out)
-    return latents * vae.config.scaling_factor if scaled else latents
+    if isinstance(images, torch.Tensor):
+        x = checks.image_tensor(images)
+    else:
+        x = images_to_tensor(images, native_size(pipe))
+    mean, std = posterior(pipe.vae, x, batch_size)
+    if generator is None:
+        latents = mean
+    else:  # z = mean + std * noise, the noise drawn on the CPU so that every device gets the same
+        latents = mean + std * torch.randn(mean.shape, generator=generator, dtype=torch.float32).to(mean)
+    return latents * pipe.vae.config.scaling_factor if scaled else latents
 
 
 @torch.no_grad()
@@ -110,10 +112,11 @@ def decode(pipe, latents: torch.Tensor, *, scaling_factor: float | None = None,
             8x8), else 2 (SD v1.5's 64x64 latents decode to 512x512 and need much memory).
     """
     vae = pipe.vae
+    checks.latent_tensor(latents, vae.config.latent_channels)
     batch_size = batch_size or (16 if latents.shape[-1] <= 16 else 2)
     sf = vae.config.scaling_factor if scaling_factor is None else scaling_factor
-    if sf == 0:
-        raise ValueError("scaling_factor must be non-zero: decoding divides the latents by it")
+    if checks.number(sf, "scaling_factor") == 0:
+        raise InvalidInputError("scaling_factor must be non-zero: decoding divides the latents by it")
     out = []
     for i in range(0, latents.shape[0], batch_size):
         z = latents[i:i + batch_size].to(pipe.device, vae.dtype) / sf
@@ -153,13 +156,13 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float | torch.Tensor, dot_thresho
         a, b: tensors of the same shape (batch, ...); one vector per sample.
         t: a float, or a tensor of shape (batch,) giving each sample its own t.
     """
-    if a.shape != b.shape:
-        raise ValueError(f"slerp needs two tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    checks.same_shape(a, b, ("a", "b"))
     if a.ndim == 1:
         return slerp(a[None], b[None], t, dot_threshold)[0]
     a32, b32 = a.float().flatten(1), b.float().flatten(1)
     t = torch.as_tensor(t, dtype=torch.float32, device=a.device).reshape(-1, 1).expand(a32.shape[0], 1)
-    cos = (a32 * b32).sum(1, keepdim=True) / (a32.norm(dim=1, keepdim=True) * b32.norm(dim=1, keepdim=True)).clamp_min(1e-12)
+    norms = a32.norm(dim=1, keepdim=True) * b32.norm(dim=1, keepdim=True)
+    cos = (a32 * b32).sum(1, keepdim=True) / norms.clamp_min(1e-12)
     cos = cos.clamp(-1, 1)
     theta = torch.acos(cos)
     sin = torch.sin(theta).clamp_min(1e-12)
@@ -181,8 +184,7 @@ def psnr(images: torch.Tensor, reference: torch.Tensor, data_range: float = 1.0)
     20 dB is an MSE of 1% of the range squared; every halving of the error adds about 6 dB.
     Identical images give +inf.
     """
-    if images.shape != reference.shape:
-        raise ValueError(f"psnr compares tensors of one shape, got {tuple(images.shape)} and {tuple(reference.shape)}")
+    checks.same_shape(images, reference, ("images", "reference"))
     mse = (images.float() - reference.float()).pow(2).flatten(1).mean(1)
     return 10 * torch.log10(data_range**2 / mse)
 

@@ -21,6 +21,12 @@ from dataclasses import dataclass, field
 
 import torch
 
+from . import checks
+from .engines import check_call, check_prompt, native_size
+from .errors import InvalidInputError
+from .latents import decode
+from .text import tokenize
+
 
 @torch.no_grad()
 def encode_prompt(pipe, prompt: str | list[str], negative_prompt: str | list[str] | None = None,
@@ -29,23 +35,25 @@ def encode_prompt(pipe, prompt: str | list[str], negative_prompt: str | list[str
 
     d is 768 for SD v1.5 and 64 for the tiny engine.
     """
-    prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-    tok = pipe.tokenizer
-    ids = tok(prompts, padding="max_length", max_length=tok.model_max_length, truncation=True,
-              return_tensors="pt").input_ids.to(pipe.device)
+    prompts = check_prompt(pipe, prompt)
+    ids = tokenize(pipe.tokenizer, prompts).to(pipe.device)
     prompt_embeds = pipe.text_encoder(ids)[0]  # last_hidden_state: (batch, 77, d)
     if not guidance:
         return prompt_embeds
     negative = [""] * len(prompts) if negative_prompt is None else (
-        [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else list(negative_prompt))
-    neg_ids = tok(negative, padding="max_length", max_length=ids.shape[1], truncation=True,
-                  return_tensors="pt").input_ids.to(pipe.device)
+        [negative_prompt] * len(prompts) if isinstance(negative_prompt, str)
+        else check_prompt(pipe, negative_prompt, "negative_prompt"))
+    if len(negative) != len(prompts):
+        raise InvalidInputError(f"give one negative prompt, or one per prompt: got {len(negative)} for "
+                                f"{len(prompts)} prompts")
+    neg_ids = tokenize(pipe.tokenizer, negative).to(pipe.device)
     negative_embeds = pipe.text_encoder(neg_ids)[0]
     return torch.cat([negative_embeds, prompt_embeds])  # (2 * batch, 77, d): uncond first, as diffusers
 
 
 def initial_latents(pipe, batch: int, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
     """x_T ~ N(0, I) of shape (batch, 4, height/8, width/8), drawn on the CPU, scaled for the scheduler."""
+    check_call(pipe, height, width, num_inference_steps=1, guidance_scale=1.0, num_images_per_prompt=batch)
     shape = (batch, pipe.unet.config.in_channels, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
     latents = torch.randn(shape, generator=generator, dtype=pipe.unet.dtype).to(pipe.device)
     return latents * pipe.scheduler.init_noise_sigma
@@ -59,16 +67,10 @@ def unet_calls(scheduler, num_inference_steps: int) -> int:
     warm-up that needs two UNet evaluations (Liu et al., 2022, "Pseudo Numerical Methods for
     Diffusion Models on Manifolds", Sec. 3.3).
     """
+    checks.count(num_inference_steps, "num_inference_steps", example=25)
     probe = type(scheduler).from_config(scheduler.config)  # a copy: the pipeline's own keeps its state
     probe.set_timesteps(num_inference_steps)
     return len(probe.timesteps)
-
-
-@torch.no_grad()
-def decode(pipe, latents: torch.Tensor) -> torch.Tensor:
-    """Latents -> images (batch, 3, H, W) in [0, 1]: undo the scaling factor, decode, rescale."""
-    image = pipe.vae.decode(latents / pipe.vae.config.scaling_factor).sample
-    return (image / 2 + 0.5).clamp(0, 1)
 
 
 @torch.no_grad()
@@ -96,7 +98,7 @@ def predicted_original_sample(scheduler, latents: torch.Tensor, noise_pred: torc
     What DDIM's `pred_original_sample` is (Song et al., 2021, eq. 12), for any epsilon-predicting model.
     """
     if scheduler.config.get("prediction_type", "epsilon") != "epsilon":
-        raise ValueError(f"predicted_original_sample needs an epsilon-predicting model, "
+        raise InvalidInputError(f"predicted_original_sample needs an epsilon-predicting model, "
                          f"not prediction_type={scheduler.config.prediction_type!r}")
     alpha_bar = scheduler.alphas_cumprod.to(latents.device)[int(t)].to(latents.dtype)
     return (latents - (1 - alpha_bar).sqrt() * noise_pred) / alpha_bar.sqrt()
@@ -116,7 +118,7 @@ def text_to_image(pipe, prompt: str | list[str], *, seed: int = 0, num_inference
                   guidance_scale: float = 7.5, negative_prompt: str | list[str] | None = None,
                   height: int | None = None, width: int | None = None,
                   trajectory: Trajectory | None = None) -> torch.Tensor:
-    """The whole pipeline by hand; returns images (batch, 3, H, W) in [0, 1].
+    """The whole pipeline by hand; returns images (batch, 3, H, W) in [0, 1], fp32 on the CPU.
 
     Args:
         pipe: a `StableDiffusionPipeline` (any engine).
@@ -124,9 +126,10 @@ def text_to_image(pipe, prompt: str | list[str], *, seed: int = 0, num_inference
         guidance_scale: w in eq. 6 of Ho & Salimans (2022); <= 1 turns guidance off.
         trajectory: if given, filled with every step's latents and predicted x_0.
     """
-    height = height or pipe.unet.config.sample_size * pipe.vae_scale_factor
-    width = width or pipe.unet.config.sample_size * pipe.vae_scale_factor
-    batch = 1 if isinstance(prompt, str) else len(prompt)
+    height = native_size(pipe) if height is None else height
+    width = native_size(pipe) if width is None else width
+    check_call(pipe, height, width, num_inference_steps, guidance_scale)
+    batch = len(check_prompt(pipe, prompt))
     guidance = guidance_scale > 1.0
     # 1. text -> prompt_embeds (2 * batch, 77, d), unconditional half first
     prompt_embeds = encode_prompt(pipe, prompt, negative_prompt, guidance)
@@ -149,5 +152,5 @@ def text_to_image(pipe, prompt: str | list[str], *, seed: int = 0, num_inference
             trajectory.latents.append(step.prev_sample.float().cpu())
             trajectory.pred_original_sample.append(x0.float().cpu())
         latents = step.prev_sample
-    # 7. latents -> pixels
+    # 7. latents -> pixels (fp32, on the CPU)
     return decode(pipe, latents)

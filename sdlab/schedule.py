@@ -15,11 +15,12 @@ The signal-to-noise ratio SNR(t) = alpha_bar_t / (1 - alpha_bar_t) (Kingma et al
 
 Three beta schedules, named as diffusers names them (`beta_schedule=`):
 
-| name              | betas                                                     | used by                     |
-|-------------------|-----------------------------------------------------------|-----------------------------|
-| "linear"          | linear from 1e-4 to 0.02                                  | DDPM (Ho et al., 2020)      |
-| "scaled_linear"   | linear in sqrt(beta) from 0.00085 to 0.012, squared      | Stable Diffusion v1.x (LDM) |
-| "squaredcos_cap_v2" (`cosine_betas`) | alpha_bar(t) = cos^2(((t/T + s)/(1 + s)) pi/2)    | Nichol & Dhariwal (2021)    |
+| name                | betas                                               | used by                     |
+|---------------------|-----------------------------------------------------|-----------------------------|
+| "linear"            | linear from 1e-4 to 0.02                            | DDPM (Ho et al., 2020)      |
+| "scaled_linear"     | linear in sqrt(beta) from 0.00085 to 0.012, squared | Stable Diffusion v1.x (LDM) |
+| "squaredcos_cap_v2" | alpha_bar(t) = cos^2(((t/T + s)/(1 + s)) pi/2)      | Nichol & Dhariwal (2021)    |
+|  (`cosine_betas`)   |                                                     |                             |
 
 Indexing follows diffusers, not the papers: timesteps run 0..T-1 and `alphas_cumprod[t]` is
 the product over the first t+1 steps, so timestep 0 already holds one step of noise.
@@ -31,6 +32,9 @@ from __future__ import annotations
 import math
 
 import torch
+
+from . import checks
+from .errors import InvalidInputError
 
 SCHEDULES = ("linear", "scaled_linear", "cosine")
 # diffusers' `beta_schedule` name for each of ours
@@ -93,7 +97,7 @@ def make_betas(schedule: str, num_train_timesteps: int = 1000, beta_start: float
     if name == "cosine":
         return cosine_betas(num_train_timesteps, dtype=dtype)
     if name not in DEFAULT_RANGE:
-        raise ValueError(f"unknown beta schedule {schedule!r}; choose one of {SCHEDULES}")
+        raise InvalidInputError(f"unknown beta schedule {schedule!r}; choose one of {SCHEDULES}")
     start, end = DEFAULT_RANGE[name]
     start = start if beta_start is None else beta_start
     end = end if beta_end is None else beta_end
@@ -114,7 +118,10 @@ def alphas_cumprod(betas: torch.Tensor) -> torch.Tensor:
 
 
 def snr(alphas_cumprod: torch.Tensor) -> torch.Tensor:
-    """Signal-to-noise ratio alpha_bar_t / (1 - alpha_bar_t) of x_t (Kingma et al., 2021, "Variational Diffusion Models")."""
+    """Signal-to-noise ratio alpha_bar_t / (1 - alpha_bar_t) of x_t.
+
+    Kingma et al. (2021), "Variational Diffusion Models", eq. 2.
+    """
     return alphas_cumprod / (1.0 - alphas_cumprod)
 
 
@@ -145,8 +152,8 @@ def q_sample(x0: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor | in
         timesteps: one timestep per sample (batch,), or one int for all, in 0..T-1.
         alphas_cumprod: alpha_bar, shape (T,).
     """
-    if noise.shape != x0.shape:
-        raise ValueError(f"noise must have the shape of x0 {tuple(x0.shape)}, got {tuple(noise.shape)}")
+    checks.same_shape(x0, noise, ("x0", "noise"))
+    timesteps = checks.timesteps(timesteps, len(alphas_cumprod))
     sqrt_ab = _broadcast(alphas_cumprod.sqrt(), timesteps, x0)
     sqrt_1m_ab = _broadcast((1.0 - alphas_cumprod).sqrt(), timesteps, x0)
     return sqrt_ab * x0 + sqrt_1m_ab * noise
@@ -154,13 +161,15 @@ def q_sample(x0: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor | in
 
 def q_step(x_prev: torch.Tensor, noise: torch.Tensor, t: int, betas: torch.Tensor) -> torch.Tensor:
     """One forward step x_{t-1} -> x_t of q(x_t | x_{t-1}) = N(sqrt(1 - beta_t) x_{t-1}, beta_t I) (eq. 2)."""
-    beta = float(betas[t])
+    checks.same_shape(x_prev, noise, ("x_prev", "noise"))
+    beta = float(betas[int(checks.timesteps(t, len(betas), "t"))])
     return math.sqrt(1.0 - beta) * x_prev + math.sqrt(beta) * noise
 
 
 def q_moments(x0: torch.Tensor, timesteps: torch.Tensor | int, alphas_cumprod: torch.Tensor
               ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean sqrt(alpha_bar_t) x_0 and variance (1 - alpha_bar_t) of q(x_t | x_0), each shaped like x0."""
+    timesteps = checks.timesteps(timesteps, len(alphas_cumprod))
     mean = _broadcast(alphas_cumprod.sqrt(), timesteps, x0) * x0
     var = _broadcast(1.0 - alphas_cumprod, timesteps, x0).expand_as(x0)
     return mean, var

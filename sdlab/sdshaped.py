@@ -25,8 +25,9 @@ from transformers import CLIPConfig, CLIPImageProcessor, CLIPTextModel
 from . import gpubench, tiny
 
 # SD v1.5's scheduler/scheduler_config.json
-SD15_SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                      set_alpha_to_one=False, skip_prk_steps=True, steps_offset=1, clip_sample=False)
+SD15_SCHEDULER = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
+                  "beta_schedule": "scaled_linear", "set_alpha_to_one": False, "skip_prk_steps": True,
+                  "steps_offset": 1, "clip_sample": False}
 IMAGE_SIZE = 128   # latents 16x16: neither the tiny engine's 8x8 nor SD v1.5's 64x64
 TEXT_HIDDEN = 32   # neither the tiny engine's 64 nor SD v1.5's 768
 
@@ -39,9 +40,9 @@ def build(seed: int = 0) -> StableDiffusionPipeline:
     vae_cfg = gpubench.sd15_vae_config(width=8)
     vae_cfg.update(sample_size=IMAGE_SIZE, layers_per_block=1, norm_num_groups=4)
     checker_cfg = CLIPConfig(
-        text_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2),
-        vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-                           image_size=32, patch_size=8),
+        text_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2},
+        vision_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                           "image_size": 32, "patch_size": 8},
         projection_dim=16)
     return StableDiffusionPipeline(
         vae=AutoencoderKL(**vae_cfg),

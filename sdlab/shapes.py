@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import textwrap
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
+
+from .errors import InvalidInputError
 
 IMAGE_SIZE = 64
 BACKGROUND = (22, 22, 30)
@@ -310,7 +312,11 @@ def judge(image: np.ndarray, max_objects: int = 2) -> tuple[Thing, ...]:
     """
     image = np.asarray(image)
     if image.shape != (IMAGE_SIZE, IMAGE_SIZE, 3):
-        raise ValueError(f"judge reads {IMAGE_SIZE}x{IMAGE_SIZE} RGB images, got shape {image.shape}")
+        raise InvalidInputError(f"judge reads {IMAGE_SIZE}x{IMAGE_SIZE} RGB images (H, W, 3), got shape "
+                                f"{image.shape}: give one image at a time, at 64x64")
+    if image.dtype != np.uint8:
+        raise InvalidInputError(f"judge reads uint8 pixels, got {image.dtype}: convert [0, 1] images with "
+                                "sdlab.images.to_uint8 first (a float image would be read as almost black)")
     parts = [m for m in components(foreground(image)) if m.sum() >= _MIN_PIXELS][:max_objects]
     return tuple(read_thing(image, m) for m in parts)
 
@@ -321,12 +327,12 @@ def match(expected: Sequence[Thing], found: Sequence[Thing]) -> dict[str, bool]:
     Objects are paired by position when they can be (two-object scenes put objects on opposite
     sides); otherwise in order. A missing object fails every attribute.
     """
-    result = {a: True for a in ATTRIBUTES}
+    result = dict.fromkeys(ATTRIBUTES, True)
     remaining = list(found)
     for want in expected:
         got = next((t for t in remaining if t.position == want.position), remaining[0] if remaining else None)
         if got is None:
-            return {a: False for a in ATTRIBUTES}
+            return dict.fromkeys(ATTRIBUTES, False)
         remaining.remove(got)
         for a in ATTRIBUTES:
             result[a] &= getattr(got, a) == getattr(want, a)
@@ -345,7 +351,7 @@ def hits(expected: Sequence[Sequence[Thing]], images: Iterable[np.ndarray]) -> d
         expected: per image, the objects its prompt asked for.
         images: (H, W, 3) uint8 images, one per entry of `expected`.
     """
-    rows = [match(want, judge(image)) for want, image in zip(expected, images)]
+    rows = [match(want, judge(image)) for want, image in zip(expected, images, strict=True)]
     out = {a: np.array([r[a] for r in rows], dtype=bool) for a in ATTRIBUTES}
     out["all"] = np.logical_and.reduce([out[a] for a in ATTRIBUTES])
     return out
@@ -353,7 +359,7 @@ def hits(expected: Sequence[Sequence[Thing]], images: Iterable[np.ndarray]) -> d
 
 def judge_accuracy(n: int = 1000, seed: int = 12345, p_two: float = 0.0) -> dict[str, float]:
     """Fraction of fresh scenes whose every attribute the judge reads correctly."""
-    hits = {a: 0 for a in ATTRIBUTES}
+    hits = dict.fromkeys(ATTRIBUTES, 0)
     for scene in sample(n, seed, p_two):
         for a, ok in match(scene.things, judge(scene.image)).items():
             hits[a] += ok
@@ -377,7 +383,7 @@ def save_grid(scenes: Sequence[Scene], path: Path, cols: int = 6) -> Path:
     fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.7 * rows))
     for ax in np.atleast_1d(axes).ravel():
         ax.axis("off")
-    for ax, scene in zip(np.atleast_1d(axes).ravel(), scenes):
+    for ax, scene in zip(np.atleast_1d(axes).ravel(), scenes, strict=False):  # a last row may be short
         ax.imshow(scene.image)
         ax.set_title(textwrap.fill(scene.caption, 30), fontsize=7)
     fig.suptitle("The shapes world: scenes and captions the tiny engine is trained on")
@@ -389,7 +395,8 @@ def save_grid(scenes: Sequence[Scene], path: Path, cols: int = 6) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m sdlab.shapes", description="Draw the shapes world and test the judge.")
+    parser = argparse.ArgumentParser(prog="python -m sdlab.shapes",
+                                     description="Draw the shapes world and test the judge.")
     parser.add_argument("--out", type=Path, default=Path("figures/shapes_world.png"))
     parser.add_argument("-n", type=int, default=1000, help="fresh scenes for the judge's accuracy")
     args = parser.parse_args(argv)

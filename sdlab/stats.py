@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from .errors import InvalidInputError
+
 Z95 = 1.959964  # the standard normal's 97.5% quantile: two-sided 95%
 
 
@@ -23,7 +25,7 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
         n: how many trials (>= 1).
     """
     if n < 1 or not 0 <= successes <= n:
-        raise ValueError(f"need 0 <= successes <= n and n >= 1, got {successes} of {n}")
+        raise InvalidInputError(f"need 0 <= successes <= n and n >= 1, got {successes} of {n}")
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)

@@ -20,12 +20,13 @@ on any engine's pipeline (`pipe.tokenizer`, `pipe.text_encoder`).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
-from . import sampling
+from . import checks
+from .errors import InvalidInputError
 
 BOS_ID = 49406  # <|startoftext|>
 EOS_ID = 49407  # <|endoftext|>, also SD v1.5's padding token
@@ -58,7 +59,7 @@ def token_table(tokenizer, prompt: str) -> list[Token]:
     pieces = tokenizer.convert_ids_to_tokens(ids)
     eos = ids.index(tokenizer.eos_token_id)  # the first EOS ends the prompt; the rest is padding
     kinds = ["BOS" if i == 0 else "EOS" if i == eos else "pad" if i > eos else "token" for i in range(len(ids))]
-    return [Token(i, t, p, k) for i, (t, p, k) in enumerate(zip(ids, pieces, kinds))]
+    return [Token(i, t, p, k) for i, (t, p, k) in enumerate(zip(ids, pieces, kinds, strict=True))]
 
 
 def format_token_table(tokens: Sequence[Token], padding_rows: int = 2) -> str:
@@ -82,11 +83,11 @@ def token_position(tokenizer, prompt: str, word: str) -> int:
     """
     word_ids = tokenizer(word, add_special_tokens=False).input_ids
     if len(word_ids) != 1:
-        raise ValueError(f"{word!r} is {len(word_ids)} BPE tokens {tokenizer.convert_ids_to_tokens(word_ids)}; "
+        raise InvalidInputError(f"{word!r} is {len(word_ids)} BPE tokens {tokenizer.convert_ids_to_tokens(word_ids)}; "
                          "pick a word that is one token")
     ids = tokenize(tokenizer, prompt)[0].tolist()
     if word_ids[0] not in ids:
-        raise ValueError(f"{word!r} does not occur in the prompt {prompt!r}")
+        raise InvalidInputError(f"{word!r} does not occur in the prompt {prompt!r}")
     return ids.index(word_ids[0])
 
 
@@ -137,7 +138,7 @@ def encode(text_encoder, input_ids: torch.Tensor) -> torch.Tensor:
 
 def prompt_embeds(pipe, prompts: str | Sequence[str]) -> torch.Tensor:
     """prompt_embeds (batch, 77, d) for prompts, with the pipeline's own tokenizer and text encoder."""
-    return sampling.encode_prompt(pipe, [prompts] if isinstance(prompts, str) else list(prompts), guidance=False)
+    return encode(pipe.text_encoder, tokenize(pipe.tokenizer, prompts))
 
 
 @torch.no_grad()
@@ -162,7 +163,7 @@ def swap_token(text_encoder, tokenizer, prompt: str, word: str, new_word: str) -
     pos = token_position(tokenizer, prompt, word)
     new_id = tokenizer(new_word, add_special_tokens=False).input_ids
     if len(new_id) != 1:
-        raise ValueError(f"{new_word!r} is not a single BPE token")
+        raise InvalidInputError(f"{new_word!r} is not a single BPE token")
     emb = embedding_layers(text_encoder).token_embedding
     token_embeds = emb(ids.to(emb.weight.device)).detach().clone()  # (1, 77, d)
     token_embeds[0, pos] = emb.weight[new_id[0]].detach()
@@ -186,7 +187,7 @@ def pool(prompt_embeds: torch.Tensor, input_ids: torch.Tensor, how: str = "eos")
         return embeds[torch.arange(len(eos)), eos]
     if how == "mean":
         return torch.stack([embeds[i, 1:e + 1].mean(0) for i, e in enumerate(eos.tolist())])
-    raise ValueError(f"how must be 'eos' or 'mean', got {how!r}")
+    raise InvalidInputError(f"how must be 'eos' or 'mean', got {how!r}")
 
 
 def cosine_similarity_matrix(vectors: torch.Tensor) -> torch.Tensor:
@@ -203,5 +204,8 @@ def prompt_similarity(pipe, prompts: Sequence[str], how: str = "eos") -> torch.T
 
 def mix(prompt_embeds_a: torch.Tensor, prompt_embeds_b: torch.Tensor, weights: Sequence[float]) -> torch.Tensor:
     """Linear mixes (1 - w) * a + w * b for each w: (1, 77, d) twice -> (len(weights), 77, d)."""
+    checks.same_shape(prompt_embeds_a, prompt_embeds_b, ("prompt_embeds_a", "prompt_embeds_b"))
+    for w in weights:
+        checks.number(w, "each weight", why="0 gives a, 1 gives b; outside [0, 1] extrapolates")
     w = torch.as_tensor(list(weights), dtype=prompt_embeds_a.dtype, device=prompt_embeds_a.device).reshape(-1, 1, 1)
     return (1 - w) * prompt_embeds_a + w * prompt_embeds_b

@@ -29,16 +29,16 @@ TEXT_HIDDEN = 64  # SD v1.5: 768
 
 # SD v1.5's noise schedule (its scheduler_config.json): "scaled_linear" betas from 0.00085 to
 # 0.012 over 1000 training steps, and the UNet predicts the noise (epsilon).
-SCHEDULE = dict(
-    num_train_timesteps=1000,
-    beta_start=0.00085,
-    beta_end=0.012,
-    beta_schedule="scaled_linear",
-    prediction_type="epsilon",
-    clip_sample=False,
-    set_alpha_to_one=False,
-    steps_offset=1,
-)
+SCHEDULE = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "prediction_type": "epsilon",
+    "clip_sample": False,
+    "set_alpha_to_one": False,
+    "steps_offset": 1,
+}
 
 
 def load_tokenizer() -> CLIPTokenizer:
@@ -108,7 +108,7 @@ def build_unet() -> UNet2DConditionModel:
       column there. (A UNet that read the text only at 4x4 ignored "left"/"top": position
       adherence at chance after 900 steps. One with only a 2x2 middle block, SD's own pattern
       at this size, placed objects right 58% of the time after 3,000 steps.)
-    - at the full 8x8 grid, twice on the way up, as SD's last up blocks do at 64x64: one latent
+    - at the full 8x8 grid, once on the way up, as SD's last up blocks do at 64x64: one latent
       cell there is an 8x8-pixel block of the image, so a word's attention map can fall on its
       object's own cells. Trained on the noise-prediction loss alone, they did not (0.96x the
       uniform share); `sdlab.train` adds a grounding loss (`sdlab.grounding`) and they do
@@ -117,10 +117,13 @@ def build_unet() -> UNet2DConditionModel:
     Why so lean: on a laptop CPU a 64x64 image takes 25 UNet calls at batch 2 (with
     guidance), and at batch 2 the time goes to the number of torch operators, not to
     arithmetic (a transformer block is about 53 operators, a ResNet block 15; counted with
-    torch.profiler). So one layer per block, five transformer blocks in all, 32 channels at
-    8x8, nothing at 4x4 but ResNets, no separate middle block (the 2x2 level is the bottom),
-    and linear rather than 1x1-convolution projections into the transformers (SD v2's
-    `use_linear_projection`).
+    torch.profiler). So one layer per block, none on the way down at 8x8 (the convolution in
+    feeds the downsampler and the skip connection; the way up has one ResNet block and one
+    transformer there), four transformer blocks in all, 32 channels at 8x8, nothing at 4x4 but
+    ResNets, no separate middle block (the 2x2 level is the bottom), and linear rather than
+    1x1-convolution projections into the transformers (SD v2's `use_linear_projection`).
+    (Engine v4 had a ResNet block on the way down at 8x8 and two of each on the way up: 22 %
+    more time per UNet call at batch 2 and at batch 32, for the same adherence.)
     """
     return UNet2DConditionModel(
         sample_size=IMAGE_SIZE // VAE_SCALE_FACTOR,
@@ -130,7 +133,7 @@ def build_unet() -> UNet2DConditionModel:
         mid_block_type=None,
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "CrossAttnUpBlock2D"),
         block_out_channels=(32, 64, 96),
-        layers_per_block=1,
+        layers_per_block=(0, 1, 1),  # per down block; each up block has one more
         # diffusers' historical name: in UNet2DConditionModel this is the number of heads
         # (SD v1.5 sets 8); 4 heads of 8 channels at 8x8 and of 24 at 2x2.
         attention_head_dim=4,

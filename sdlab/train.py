@@ -48,17 +48,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
-from diffusers.training_utils import EMAModel, compute_snr
+from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 from transformers import CLIPTextModel
 
-from . import grounding, shapes, tiny
+from . import grounding, latents, shapes, tiny
 from .attention import capture_cross_attention
 from .engines import TINY_GUIDANCE
+from .images import images_to_tensor
+from .losses import diffusion_loss, lr_lambda, vae_loss
+from .text import tokenize
 
 
 @dataclass
@@ -90,74 +92,6 @@ class TrainConfig:
     # samples recorded as the UNet trains (fixed prompts and seeds; see record_samples)
     sample_steps: str = "0,100,200,400,800,1600,3000"
     sample_prompts: int = 32
-
-
-# --------------------------------------------------------------------------- data
-
-def images_to_tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 (n, h, w, 3) -> float (n, 3, h, w) in [-1, 1], the range SD's VAE works in."""
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-
-
-def tokenize(tokenizer, captions: list[str]) -> torch.Tensor:
-    """Token ids padded to 77, exactly as `StableDiffusionPipeline.encode_prompt` does."""
-    return tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length,
-                     truncation=True, return_tensors="pt").input_ids
-
-
-# --------------------------------------------------------------------------- losses
-
-def vae_loss(vae, x: torch.Tensor, kl_weight: float, generator: torch.Generator | None = None):
-    """Reconstruction (MSE + L1) + kl_weight * KL(q(z|x) || N(0, I)); returns (loss, mse).
-
-    SD's autoencoder sums the reconstruction loss over pixels and the KL over latent elements,
-    with weight 1e-6 on the KL. Our reconstruction terms are means over the x.numel() / batch
-    pixel values of an image, so the KL is divided by that count too: the same balance. (Taking
-    the KL per image against a per-pixel mean makes it ~10^4 times stronger; the latents then
-    blur towards N(0, I) and every colour washes out.)
-    """
-    posterior = vae.encode(x).latent_dist
-    z = posterior.sample(generator=generator)
-    recon = vae.decode(z).sample
-    mse = F.mse_loss(recon, x)
-    values_per_image = x[0].numel()
-    loss = mse + F.l1_loss(recon, x) + kl_weight * posterior.kl().mean() / values_per_image
-    return loss, mse
-
-
-def diffusion_loss(unet, text_encoder, latents: torch.Tensor, input_ids: torch.Tensor, noise_scheduler,
-                   generator: torch.Generator | None = None, snr_gamma: float | None = None) -> torch.Tensor:
-    """The noise-prediction objective of DDPM (Ho et al., 2020, eq. 14) on scaled latents.
-
-    Symbols: x_0 = `latents`, epsilon = `noise`, t = `timesteps`,
-    x_t = sqrt(alphas_cumprod[t]) x_0 + sqrt(1 - alphas_cumprod[t]) epsilon  (`add_noise`).
-    """
-    # 1. sample noise and a timestep per example
-    noise = torch.randn(latents.shape, generator=generator).to(latents.device)
-    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator)
-    timesteps = timesteps.to(latents.device)
-    # 2. forward diffusion q(x_t | x_0) in closed form
-    noisy_latents = noise_scheduler.add_noise(latents, noise, timesteps)
-    # 3. predict the noise from x_t, t and the caption
-    prompt_embeds = text_encoder(input_ids)[0]
-    noise_pred = unet(noisy_latents, timesteps, encoder_hidden_states=prompt_embeds).sample
-    if snr_gamma is None:
-        return F.mse_loss(noise_pred, noise)
-    # 4. min-SNR weighting (Hang et al., 2023): w_t = min(SNR_t, gamma) / SNR_t for epsilon targets
-    snr = compute_snr(noise_scheduler, timesteps)
-    weights = torch.clamp(snr, max=snr_gamma) / snr
-    per_example = F.mse_loss(noise_pred, noise, reduction="none").mean(dim=(1, 2, 3))
-    return (per_example * weights).mean()
-
-
-def lr_lambda(warmup: int, total: int):
-    """Linear warm-up, then cosine decay to 10% of the peak learning rate."""
-    def f(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
-    return f
 
 
 # --------------------------------------------------------------------------- bookkeeping
@@ -302,7 +236,7 @@ def scene_masks(scenes: list[shapes.Scene], grid: tuple[int, int]) -> torch.Tens
 
 
 @torch.no_grad()
-def encode_dataset(vae, cfg: TrainConfig, device) -> dict:
+def encode_dataset(vae, cfg: TrainConfig) -> dict:
     """Draw `num_images` scenes once and keep their posterior mean and std (8x8x4 each), and the
     objects' masks on the latent grid (for the grounding loss)."""
     path = Path(cfg.out) / "latents.pt"
@@ -317,14 +251,9 @@ def encode_dataset(vae, cfg: TrainConfig, device) -> dict:
         return data
     t0 = time.time()
     scenes = shapes.sample(cfg.num_images, seed=cfg.seed + 2, p_two=cfg.p_two)
-    means, stds = [], []
     vae.eval()
-    for i in tqdm(range(0, len(scenes), 256), desc="encode"):
-        x = images_to_tensor(shapes.batch(scenes[i:i + 256])[0]).to(device)
-        dist = vae.encode(x).latent_dist
-        means.append(dist.mean.cpu())
-        stds.append(dist.std.cpu())
-    data = {"mean": torch.cat(means), "std": torch.cat(stds),
+    mean, std = latents.posterior(vae, images_to_tensor(shapes.batch(scenes)[0]), batch_size=256)
+    data = {"mean": mean.cpu(), "std": std.cpu(),
             "things": [[asdict(t) for t in s.things] for s in scenes]}
     data["masks"] = scene_masks(scenes, tuple(data["mean"].shape[-2:]))
     # SD's scaling factor: 1 / std of the latents, so that the diffusion model sees unit variance
@@ -395,7 +324,7 @@ def load_samples(path: Path) -> tuple[dict[int, torch.Tensor], dict]:
     from safetensors import safe_open
     with safe_open(str(path), framework="pt") as f:
         meta = dict(f.metadata())
-        latents = {int(k.split("_")[1]): f.get_tensor(k).float() for k in f.keys()}
+        latents = {int(k.split("_")[1]): f.get_tensor(k).float() for k in f}
     for key in ("prompts", "things", "seeds"):
         meta[key] = json.loads(meta[key])
     meta["things"] = [shapes.Thing(**t) for t in meta["things"]]
@@ -445,8 +374,8 @@ def train_unet(cfg: TrainConfig, data: dict, resume: bool, vae: AutoencoderKL | 
             ema.store(params), ema.copy_to(params)
             was_training = unet.training
             text_encoder.eval(), unet.eval()
-            pipe = assemble(vae, accelerator.unwrap_model(text_encoder), tokenizer, accelerator.unwrap_model(unet), scale,
-                            register=False)
+            pipe = assemble(vae, accelerator.unwrap_model(text_encoder), tokenizer, accelerator.unwrap_model(unet),
+                            scale, register=False)
             pipe.set_progress_bar_config(disable=True)
             samples[stage.step] = record_samples(pipe, things)
             save_samples(samples_path, samples, things, scale)
@@ -454,7 +383,8 @@ def train_unet(cfg: TrainConfig, data: dict, resume: bool, vae: AutoencoderKL | 
             text_encoder.train(was_training), unet.train(was_training)
 
     record()
-    bar = tqdm(total=cfg.unet_steps, initial=stage.step, desc="UNet+text", disable=not accelerator.is_local_main_process)
+    bar = tqdm(total=cfg.unet_steps, initial=stage.step, desc="UNet+text",
+               disable=not accelerator.is_local_main_process)
     while stage.step < cfg.unet_steps:
         rng = np.random.default_rng([cfg.seed, 3, stage.step, accelerator.process_index])
         idx = rng.integers(0, n, cfg.batch_size)
@@ -497,7 +427,8 @@ def train_unet(cfg: TrainConfig, data: dict, resume: bool, vae: AutoencoderKL | 
 
 # --------------------------------------------------------------------------- assembling
 
-def assemble(vae, text_encoder, tokenizer, unet, scaling_factor: float, register: bool = True) -> StableDiffusionPipeline:
+def assemble(vae, text_encoder, tokenizer, unet, scaling_factor: float,
+             register: bool = True) -> StableDiffusionPipeline:
     """Put the trained parts into a standard `StableDiffusionPipeline` (no safety checker).
 
     `register=False` leaves the VAE's config as it is (for samples during training: the
@@ -553,7 +484,8 @@ def main(argv=None) -> None:
     parser.add_argument("--stages", default=",".join(STAGES),
                         help="stages to run, in order (default: all). 'decoder' needs only 'vae', so it can "
                              "run in a second process beside 'encode,unet'")
-    parser.add_argument("--export", type=Path, default=None, help=f"save the fp16 pipeline here (e.g. {tiny.TINY_DIR})")
+    parser.add_argument("--export", type=Path, default=None,
+                        help=f"save the fp16 pipeline here (e.g. {tiny.TINY_DIR})")
     args = parser.parse_args(argv)
     cfg = TrainConfig(**{k: getattr(args, k) for k in asdict(TrainConfig())})
     started = time.time()
@@ -571,7 +503,7 @@ def main(argv=None) -> None:
     if "encode" in stages or "unet" in stages:
         accelerator = Accelerator()
         with accelerator.main_process_first():  # one process encodes; the others then read latents.pt
-            data = encode_dataset(vae.to(accelerator.device), cfg, accelerator.device)
+            data = encode_dataset(vae.to(accelerator.device), cfg)
     decoder_vae = train_decoder(cfg, vae, args.resume) if "decoder" in stages else None
     if "unet" not in stages:
         print(f"stages {stages} done; run the rest (e.g. --stages unet --resume) to assemble the pipeline")

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import io
 import textwrap
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from PIL import Image
+
+from .errors import InvalidInputError
+from .images import to_uint8
 
 ImageLike = Image.Image | np.ndarray | torch.Tensor
 
@@ -21,16 +24,10 @@ def to_pil(images) -> list[Image.Image]:
         return [images]
     if isinstance(images, (list, tuple)):
         return [im for x in images for im in to_pil(x)]
-    if isinstance(images, torch.Tensor):
-        images = images.detach().float().cpu()
-        if images.ndim == 3:
-            images = images[None]
-        images = images.permute(0, 2, 3, 1).numpy()
-    arr = np.asarray(images)
-    if arr.ndim == 3:
-        arr = arr[None]
-    if arr.dtype != np.uint8:
-        arr = (np.clip(arr, 0, 1) * 255).round().astype(np.uint8)
+    if isinstance(images, np.ndarray) and images.dtype == np.uint8:
+        arr = images[None] if images.ndim == 3 else images
+    else:
+        arr = to_uint8(images)
     return [Image.fromarray(a) for a in arr]
 
 
@@ -55,7 +52,7 @@ def plot_rates(ax, steps: Sequence[float], rates: dict[str, Sequence[tuple[float
         chance: per key, the rate guessing would give (drawn in the same colour).
     """
     for k, (name, values) in enumerate(rates.items()):
-        r, lo, hi = (np.array(v) for v in zip(*values))
+        r, lo, hi = (np.array(v) for v in zip(*values, strict=True))
         ax.errorbar(steps, r, yerr=[r - lo, hi - r], marker="o", ms=4, capsize=3, color=f"C{k}", label=name)
         if chance and name in chance:
             ax.axhline(chance[name], color=f"C{k}", ls=":", lw=1)
@@ -92,7 +89,7 @@ def show_images(images, titles: Sequence[str] | None = None, suptitle: str | Non
                              squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
-    for i, (ax, im) in enumerate(zip(axes.ravel(), pils)):
+    for i, (ax, im) in enumerate(zip(axes.ravel(), pils, strict=False)):  # a last row may be short
         ax.imshow(im, interpolation="nearest")
         if i < len(wrapped):
             ax.set_title(wrapped[i], fontsize=8)
@@ -137,3 +134,74 @@ def frame_strip(frames: Sequence[ImageLike], captions: Sequence[str], n: int = 6
     idx = np.unique(np.linspace(0, len(frames) - 1, min(n, len(frames))).round().astype(int))
     return show_images([to_pil(frames[i])[0] for i in idx], [captions[i] for i in idx], suptitle=title,
                        cols=len(idx), size=size)
+
+
+def step_frame(latents: torch.Tensor, current: ImageLike, predicted: ImageLike, side: int = 192) -> Image.Image:
+    """One denoising step as a widget frame: decoded x_t | decoded predicted x_0, the 4 latent channels below."""
+    from PIL import ImageDraw
+
+    panels = [to_pil(im)[0] for im in (current, predicted)]
+    panels = [p.resize((side, side), Image.NEAREST if p.width < side else Image.LANCZOS) for p in panels]
+    strip = latents_to_rgb(latents)
+    strip = strip.resize((2 * side, max(1, round(strip.height * 2 * side / strip.width))), Image.NEAREST)
+    frame = Image.new("RGB", (2 * side, 16 + side + 16 + strip.height), "white")
+    draw = ImageDraw.Draw(frame)
+    draw.text((4, 2), "current latents x_t, decoded", fill="black")
+    draw.text((side + 4, 2), "predicted x_0, decoded", fill="black")
+    frame.paste(panels[0], (0, 16))
+    frame.paste(panels[1], (side, 16))
+    draw.text((4, 18 + side), "latent channels 0 1 2 3 of x_t", fill="black")
+    frame.paste(strip, (0, 32 + side))
+    return frame
+
+
+def heat_overlay(token_map: torch.Tensor, image: np.ndarray, alpha: float = 0.6, top: float = 16.0) -> np.ndarray:
+    """A word's attention map (h, w) enlarged to a uint8 image (H, W, 3), each cell a flat block, blended over it.
+
+    The colour is the map's ratio to uniform attention on a fixed scale: black 0, dark 1 (what
+    spreading the attention evenly gives), brightest at `top` or more. Returns floats in [0, 1].
+    """
+    import matplotlib.pyplot as plt
+
+    from .attention import upsample
+
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3:
+        raise InvalidInputError(f"heat_overlay blends over one uint8 image (H, W, 3), got {image.dtype} {image.shape}")
+    m = upsample(token_map, image.shape[:2], mode="nearest").numpy()
+    rgb = plt.get_cmap("inferno")(np.clip(m * m.size / top, 0, 1))[..., :3]
+    return (1 - alpha) * image / 255 + alpha * rgb
+
+
+def pipeline_diagram(tiny_shapes: dict, sd15_shapes: dict):
+    """Stable Diffusion's four parts as boxes, with the shape of the tensor between each pair.
+
+    Args:
+        tiny_shapes, sd15_shapes: {"input_ids", "prompt_embeds", "latents", "image"} -> a shape
+            with the batch first (the image (H, W, 3)), as notebook 00 traces them.
+    """
+    import matplotlib.pyplot as plt
+
+    def fmt(key, shape):
+        return "x".join(map(str, shape if key == "image" else shape[1:]))  # without the batch dimension
+
+    stages = [("input_ids", "Tokenizer\n(CLIP BPE)", "#dde9f7"), ("prompt_embeds", "Text encoder\n(CLIP)", "#dde9f7"),
+              ("latents", "UNet + scheduler\nx num_inference_steps", "#f7e3d0"), ("image", "VAE decoder", "#dff2dd")]
+    fig, ax = plt.subplots(figsize=(15, 3.0))
+    ax.set(xlim=(0, 15.6), ylim=(0.35, 3.0))
+    ax.axis("off")
+    arrow = {"arrowstyle": "->", "lw": 1.5}
+    for i, (out, box, colour) in enumerate(stages):
+        x = 0.9 + 3.5 * i
+        ax.add_patch(plt.Rectangle((x, 1.7), 2.3, 1.1, fc=colour, ec="k"))
+        ax.text(x + 1.15, 2.25, box, ha="center", va="center", fontsize=10)
+        ax.annotate("", xy=(x + 3.5, 2.25), xytext=(x + 2.3, 2.25), arrowprops=arrow)
+        label = out if out != "image" else "image (H x W x 3)"
+        ax.text(x + 2.9, 1.45, f"{label}\ntiny: {fmt(out, tiny_shapes[out])}\nSD v1.5: {fmt(out, sd15_shapes[out])}",
+                ha="center", va="top", fontsize=8.5)
+    ax.annotate("", xy=(0.9, 2.25), xytext=(0.1, 2.25), arrowprops=arrow)
+    ax.text(0.1, 2.45, "prompt", fontsize=9)
+    ax.annotate("noise z_T\n(latents)", xy=(9.05, 1.7), xytext=(9.05, 0.55), ha="center", fontsize=8.5,
+                arrowprops={"arrowstyle": "->", "lw": 1.2})
+    ax.set_title("Stable Diffusion's pipeline and the shapes of the tensors between its parts (one prompt)")
+    return fig

@@ -10,13 +10,13 @@ nbval) still sees the lesson.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import ipywidgets as W
 from IPython.display import display
 
 from . import viz
-from .errors import SdlabError
+from .errors import InvalidInputError, SdlabError
 
 
 class FrameScrubber:
@@ -25,7 +25,8 @@ class FrameScrubber:
     def __init__(self, frames: Sequence, captions: Sequence[str], title: str = "", label: str = "frame",
                  min_side: int = 256, start: int = 0):
         if len(frames) != len(captions) or not frames:
-            raise SdlabError(f"FrameScrubber needs one caption per frame, got {len(frames)} frames and {len(captions)} captions")
+            raise InvalidInputError(f"FrameScrubber needs one caption per frame, got {len(frames)} frames and "
+                             f"{len(captions)} captions")
         self.pngs = [viz.png_bytes(f, min_side) for f in frames]
         self.captions = list(captions)
         self.image = W.Image(value=self.pngs[start], format="png")
@@ -52,7 +53,7 @@ class Comparer:
     def __init__(self, left: Sequence, right: Sequence, captions: Sequence[str], left_title: str, right_title: str,
                  title: str = "", label: str = "frame", min_side: int = 256):
         if not (len(left) == len(right) == len(captions)) or not captions:
-            raise SdlabError("Comparer needs the same number of left frames, right frames and captions")
+            raise InvalidInputError("Comparer needs the same number of left frames, right frames and captions")
         self.left = FrameScrubber(left, captions, left_title, label, min_side)
         self.right_pngs = [viz.png_bytes(f, min_side) for f in right]
         self.right = W.Image(value=self.right_pngs[0], format="png")

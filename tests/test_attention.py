@@ -28,13 +28,6 @@ def test_maps_have_one_entry_per_step_and_sum_to_one_over_tokens(tiny_pipe):
     torch.testing.assert_close(maps.sum(2), torch.ones(4, 4, 8, 8))
 
 
-def test_token_index_and_errors(tiny_pipe):
-    tok = tiny_pipe.tokenizer
-    assert attention.token_index(tok, "a large red circle", "red") == 3  # BOS, a, large, red
-    with pytest.raises(ValueError, match="not a token"):
-        attention.token_index(tok, "a large red circle", "blue")
-
-
 def test_mass_inside():
     mask = np.zeros((64, 64), bool)
     mask[:, :16] = True
@@ -70,9 +63,9 @@ def test_layer_size_keeps_only_the_full_grid_layers(tiny_pipe):
     maps = store.token_maps()
     assert maps.shape == (3, 2, 77, *grid)
     torch.testing.assert_close(maps.sum(2), torch.ones(3, 2, *grid))
-    with pytest.raises(ValueError, match="no cross-attention layer"):
-        with attention.capture_cross_attention(tiny_pipe.unet, attention.AttentionStore(grid, layer_size=(3, 3))):
-            sampling.text_to_image(tiny_pipe, "a red circle", seed=0, num_inference_steps=1, guidance_scale=4.0)
+    with (pytest.raises(ValueError, match="no cross-attention layer"),
+          attention.capture_cross_attention(tiny_pipe.unet, attention.AttentionStore(grid, layer_size=(3, 3)))):
+        sampling.text_to_image(tiny_pipe, "a red circle", seed=0, num_inference_steps=1, guidance_scale=4.0)
 
 
 def test_object_attention_reports_every_word_kind(tiny_pipe):

@@ -4,7 +4,7 @@ import torch
 from diffusers import StableDiffusionInpaintPipeline
 from PIL import Image
 
-from sdlab import editing, sampling, shapes
+from sdlab import editing, images, latents, shapes
 
 
 def _scene():
@@ -30,7 +30,7 @@ def test_inpaint_matches_diffusers_with_a_4_channel_unet(tiny_pipe):
 def test_empty_mask_keeps_the_original(tiny_pipe):
     image, mask = _scene()
     out = editing.inpaint(tiny_pipe, image, np.zeros_like(mask), "a green circle", seed=1, num_inference_steps=4)
-    x = editing.image_to_tensor(image, 64, 64)
+    x = images.images_to_tensor(image, (64, 64), resample="bicubic")
     image_latents = tiny_pipe.vae.encode(x).latent_dist.sample(torch.Generator().manual_seed(1))
-    expected = sampling.decode(tiny_pipe, image_latents * tiny_pipe.vae.config.scaling_factor)
+    expected = latents.decode(tiny_pipe, image_latents * tiny_pipe.vae.config.scaling_factor)
     torch.testing.assert_close(out, expected, atol=1e-4, rtol=1e-4)

@@ -1,6 +1,5 @@
 """Engines and failure modes: every error is an SdlabError whose message names the fix. Offline."""
 import types
-import warnings
 
 import pytest
 import torch
@@ -61,7 +60,8 @@ def test_sd15_offline_without_cache_names_the_fixes(monkeypatch, tmp_path):
         sdlab.load_pipeline("sd15", device="cpu")
     msg = str(err.value)
     assert isinstance(err.value, sdlab.SdlabError)
-    for needle in (sdlab.SD15_MODEL_ID, "huggingface-cli download", "HF_ENDPOINT", "HF_HOME", "load_pipeline('tiny')", "HF_HUB_OFFLINE=1"):
+    for needle in (sdlab.SD15_MODEL_ID, "huggingface-cli download", "HF_ENDPOINT", "HF_HOME", "load_pipeline('tiny')",
+                   "HF_HUB_OFFLINE=1"):
         assert needle in msg, needle
 
 
@@ -108,17 +108,17 @@ def test_fp16_on_cpu_runs_in_fp32_instead_of_failing():
 
 
 @pytest.mark.parametrize("kwargs, needle", [
-    (dict(height=60), "height=60 is not a positive multiple of 8"),
-    (dict(width=100), "Try width=96 or width=104"),
-    (dict(height=0), "height=0"),
-    (dict(width=64.0), "width must be an int"),
-    (dict(height=1024), "too large for this engine"),
-    (dict(num_inference_steps=0), "num_inference_steps must be a whole number of at least 1"),
-    (dict(num_inference_steps=-3), "num_inference_steps"),
-    (dict(num_inference_steps=2.5), "num_inference_steps"),
-    (dict(guidance_scale=-1.0), "guidance_scale must be a number >= 0"),
-    (dict(num_images_per_prompt=0), "num_images_per_prompt"),
-    (dict(seed="7"), "seed must be an int"),
+    ({"height": 60}, "height=60 is not a positive multiple of 8"),
+    ({"width": 100}, "Try width=96 or width=104"),
+    ({"height": 0}, "height=0"),
+    ({"width": 64.0}, "width must be an int"),
+    ({"height": 1024}, "too large for this engine"),
+    ({"num_inference_steps": 0}, "num_inference_steps must be a whole number of at least 1"),
+    ({"num_inference_steps": -3}, "num_inference_steps"),
+    ({"num_inference_steps": 2.5}, "num_inference_steps"),
+    ({"guidance_scale": -1.0}, "guidance_scale must be a finite number >= 0"),
+    ({"num_images_per_prompt": 0}, "num_images_per_prompt"),
+    ({"seed": "7"}, "seed must be an int"),
 ])
 def test_bad_arguments_are_clear_errors(tiny_pipe, kwargs, needle):
     with pytest.raises(sdlab.InvalidInputError, match=needle.replace("(", r"\(")):
@@ -202,11 +202,12 @@ def test_fp16_variant_falls_back_to_the_plain_weights(tiny_pipe, tmp_path):
     assert isinstance(pipe, StableDiffusionPipeline)
 
 
-@pytest.mark.parametrize("cached, reachable, expected", [(True, False, "sd15"), (False, True, "sd15"), (False, False, "tiny")])
+@pytest.mark.parametrize("cached, reachable, expected",
+                         [(True, False, "sd15"), (False, True, "sd15"), (False, False, "tiny")])
 def test_auto_on_a_gpu_machine_decides_by_cache_and_network(monkeypatch, cached, reachable, expected):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(engines, "_is_cached", lambda model_id: cached)
-    monkeypatch.setattr(engines, "_is_reachable", lambda model_id: reachable)
+    monkeypatch.setattr(engines, "is_reachable", lambda model_id: reachable)
     engine, why = engines._auto_engine(None)
     assert engine == expected and sdlab.SD15_MODEL_ID in why
     assert engines._auto_engine("cpu")[0] == "tiny"

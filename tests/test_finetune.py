@@ -5,7 +5,8 @@ import torch
 
 import sdlab
 from sdlab import finetune, sampling, shapes
-from sdlab.train import tokenize
+from sdlab.latents import encode
+from sdlab.text import tokenize
 
 
 @pytest.fixture
@@ -15,7 +16,8 @@ def fresh_pipe():
 
 def _data(pipe, word, n=8):
     images, captions, _ = finetune.concept_scenes("cross", n, seed=0, word=word)
-    return finetune.encode_images(pipe.vae, images, torch.Generator().manual_seed(0)), tokenize(pipe.tokenizer, captions)
+    latents = encode(pipe, images, generator=torch.Generator().manual_seed(0))  # a posterior sample, scaled
+    return latents, tokenize(pipe.tokenizer, captions)
 
 
 @pytest.mark.parametrize("shape", shapes.SHAPES + finetune.NEW_SHAPES)
@@ -47,7 +49,7 @@ def test_textual_inversion_trains_exactly_one_row(fresh_pipe):
     assert len(losses) == 3 and all(np.isfinite(losses))
     changed = (table.detach() != before).any(dim=1).nonzero().flatten().tolist()
     assert changed == [token_id]
-    assert all(torch.equal(a, b) for a, b in zip(unet_before, pipe.unet.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(unet_before, pipe.unet.parameters(), strict=True))
     emb = finetune.learned_embedding(pipe, "<cross>")
     other = sdlab.load_pipeline("tiny")
     other.load_textual_inversion(emb)

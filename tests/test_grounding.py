@@ -29,14 +29,15 @@ def test_object_word_positions_single_and_pair(tokenizer):
     caption = "a red circle and a red square"  # the same colour twice: each object keeps its own
     same = shapes.Thing("red", "square", "right", "small")
     assert grounding.object_word_positions(tokenizer, caption, [red, same]) == [[2, 3], [6, 7]]
-    assert grounding.object_word_positions(tokenizer, "a blue square and a red circle", [blue, red]) == [[2, 3], [6, 7]]
+    swapped = "a blue square and a red circle"
+    assert grounding.object_word_positions(tokenizer, swapped, [blue, red]) == [[2, 3], [6, 7]]
 
 
 def test_scene_masks_cover_what_was_drawn():
     scene = shapes.random_scene(np.random.default_rng(1), p_two=1.0)
     assert len(scene.masks) == 2 and not (scene.masks[0] & scene.masks[1]).any()
     drawn = np.zeros((64, 64), bool)
-    for thing, mask in zip(scene.things, scene.masks):
+    for thing, mask in zip(scene.things, scene.masks, strict=True):
         assert (scene.image[mask] == shapes.COLOURS[thing.colour]).all()
         drawn |= mask
     np.testing.assert_array_equal(drawn, shapes.foreground(scene.image))

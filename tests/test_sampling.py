@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from sdlab import sampling
+from sdlab import latents, sampling
 
 
 @pytest.mark.parametrize("guidance_scale, negative_prompt", [(4.0, None), (1.0, None), (6.0, "a green square")])
@@ -21,7 +21,7 @@ def test_trajectory_records_every_step(tiny_pipe):
     image = sampling.text_to_image(tiny_pipe, "a purple square", seed=0, num_inference_steps=12, trajectory=traj)
     assert len(traj.timesteps) == len(traj.latents) == len(traj.pred_original_sample) == 12
     assert traj.timesteps == sorted(traj.timesteps, reverse=True)
-    torch.testing.assert_close(sampling.decode(tiny_pipe, traj.latents[-1]), image)
+    torch.testing.assert_close(latents.decode(tiny_pipe, traj.latents[-1]), image)
 
 
 @pytest.mark.parametrize("scheduler_cls", ["DDPMScheduler", "EulerAncestralDiscreteScheduler"])
@@ -54,7 +54,7 @@ def test_trajectory_predicts_x0_also_for_schedulers_that_report_none(tiny_pipe):
     assert len(traj.pred_original_sample) == len(traj.latents)
     # early on x_0's estimate is far from x_{t-1} (which is still mostly noise); at the end they meet
     assert (traj.pred_original_sample[0] - traj.latents[0]).abs().mean() > 0.3
-    last = sampling.decode(tiny_pipe, traj.pred_original_sample[-1])
+    last = latents.decode(tiny_pipe, traj.pred_original_sample[-1])
     assert (last - image).abs().mean() < 0.05
 
 

@@ -8,7 +8,7 @@ from sdlab import schedule
 
 @pytest.mark.parametrize("name", schedule.SCHEDULES)
 def test_betas_and_alphas_cumprod_match_diffusers(name):
-    kwargs = dict(num_train_timesteps=1000, beta_schedule=schedule.DIFFUSERS_NAMES[name])
+    kwargs = {"num_train_timesteps": 1000, "beta_schedule": schedule.DIFFUSERS_NAMES[name]}
     if name in schedule.DEFAULT_RANGE:
         kwargs.update(beta_start=schedule.DEFAULT_RANGE[name][0], beta_end=schedule.DEFAULT_RANGE[name][1])
     ref = DDPMScheduler(**kwargs)

@@ -7,7 +7,8 @@ from sdlab import sampling, shapes, stats, viz
 
 def test_wilson_interval_known_values_and_errors():
     low, high = stats.wilson_interval(27, 32)
-    assert low == pytest.approx(0.682, abs=1e-3) and high == pytest.approx(0.931, abs=1e-3)  # by hand: 0.8069 -+ 0.1245
+    # by hand: 0.8069 -+ 0.1245
+    assert low == pytest.approx(0.682, abs=1e-3) and high == pytest.approx(0.931, abs=1e-3)
     assert stats.wilson_interval(0, 10)[0] == 0.0 and stats.wilson_interval(10, 10)[1] == pytest.approx(1.0)
     assert stats.rate([True, False, True, True])[0] == 0.75
     with pytest.raises(ValueError):
@@ -35,11 +36,13 @@ def test_image_grid_tiles_row_by_row():
     images = np.stack([np.full((4, 4, 3), k, np.uint8) for k in range(5)])
     grid = viz.image_grid(images, cols=3, gap=1)
     assert grid.shape == (9, 14, 3)
-    assert grid[0, 0, 0] == 0 and grid[0, 5, 0] == 1 and grid[5, 0, 0] == 3 and grid[5, 10, 0] == 255  # last tile empty
+    assert grid[0, 0, 0] == 0 and grid[0, 5, 0] == 1 and grid[5, 0, 0] == 3
+    assert grid[5, 10, 0] == 255  # the last tile is empty
 
 
 def test_unet_calls_counts_timesteps_per_scheduler():
     from diffusers import DDIMScheduler, PNDMScheduler
+
     from sdlab import sdshaped, tiny
     assert sampling.unet_calls(DDIMScheduler(**tiny.SCHEDULE), 10) == 10
     assert sampling.unet_calls(PNDMScheduler.from_config(sdshaped.SD15_SCHEDULER), 10) == 11  # SD v1.5's default

@@ -60,7 +60,8 @@ def test_swapping_a_token_embedding_equals_encoding_the_other_word(tiny_pipe):
     swapped = text.swap_token(tiny_pipe.text_encoder, tiny_pipe.tokenizer, PROMPT, "red", "blue")
     torch.testing.assert_close(swapped, text.prompt_embeds(tiny_pipe, PROMPT.replace("red", "blue")))
     # the hook is removed afterwards
-    torch.testing.assert_close(text.prompt_embeds(tiny_pipe, PROMPT), sampling.encode_prompt(tiny_pipe, PROMPT, guidance=False))
+    torch.testing.assert_close(text.prompt_embeds(tiny_pipe, PROMPT),
+                               sampling.encode_prompt(tiny_pipe, PROMPT, guidance=False))
 
 
 def test_pool_similarity_and_mix(tiny_pipe):
@@ -77,7 +78,8 @@ def test_pool_similarity_and_mix(tiny_pipe):
     torch.testing.assert_close(text.pool(embeds, ids, "eos")[0], embeds[0, 8])  # BOS + 7 tokens -> EOS at 8
     with pytest.raises(ValueError):
         text.pool(embeds, ids, "max")
-    torch.testing.assert_close(text.prompt_similarity(tiny_pipe, prompts), text.cosine_similarity_matrix(text.pool(embeds, ids)))
+    torch.testing.assert_close(text.prompt_similarity(tiny_pipe, prompts),
+                               text.cosine_similarity_matrix(text.pool(embeds, ids)))
     mixed = text.mix(embeds[:1], embeds[2:], [0.0, 0.5, 1.0])
     assert mixed.shape == (3, 77, embeds.shape[-1])
     torch.testing.assert_close(mixed[0], embeds[0])

@@ -5,7 +5,9 @@ from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionMod
 from PIL import Image
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from sdlab import shapes, tiny, train
+from sdlab import losses, shapes, tiny, train
+from sdlab.images import images_to_tensor
+from sdlab.text import tokenize
 
 
 def test_loads_offline_as_sd15_component_classes(tiny_pipe):
@@ -29,7 +31,7 @@ def test_default_output_is_one_64x64_image(tiny_pipe):
     out = tiny_pipe("a red circle on the left", num_inference_steps=25, generator=torch.Generator().manual_seed(0))
     assert len(out.images) == 1 and isinstance(out.images[0], Image.Image) and out.images[0].size == (64, 64)
     arr = tiny_pipe("a red circle", num_inference_steps=5, output_type="np").images
-    assert arr.shape == (1, 64, 64, 3) and arr.dtype == np.float32 and 0 <= arr.min() and arr.max() <= 1
+    assert arr.shape == (1, 64, 64, 3) and arr.dtype == np.float32 and arr.min() >= 0 and arr.max() <= 1
 
 
 def test_same_seed_same_image_other_seed_differs(tiny_pipe):
@@ -53,20 +55,21 @@ def test_weights_are_small_and_safetensors():
 def test_model_draws_what_it_is_asked_for(tiny_pipe):
     """A smoke check of quality (the benchmark measures it properly): 6 of 8 canonical prompts right."""
     things = [shapes.Thing(c, s, p, z) for c, s, p, z in [
-        ("red", "circle", "left", "large"), ("blue", "square", "right", "large"), ("green", "triangle", "top", "large"),
-        ("yellow", "circle", "bottom", "large"), ("purple", "square", "center", "large"), ("orange", "triangle", "left", "large"),
+        ("red", "circle", "left", "large"), ("blue", "square", "right", "large"),
+        ("green", "triangle", "top", "large"), ("yellow", "circle", "bottom", "large"),
+        ("purple", "square", "center", "large"), ("orange", "triangle", "left", "large"),
         ("red", "square", "top", "small"), ("blue", "circle", "center", "small")]]
     images = tiny_pipe([t.prompt() for t in things], num_inference_steps=25, guidance_scale=4.0, output_type="np",
                        generator=torch.Generator().manual_seed(0)).images
     right = sum(all(shapes.match([t], shapes.judge((im * 255).round().astype(np.uint8))).values())
-                for t, im in zip(things, images))
+                for t, im in zip(things, images, strict=True))
     assert right >= 6, right
 
 
 def _fixed_eval_loss(unet, text_encoder, latents, ids, scheduler):
     g = torch.Generator().manual_seed(123)
     with torch.no_grad():
-        return train.diffusion_loss(unet, text_encoder, latents, ids, scheduler, g).item()
+        return losses.diffusion_loss(unet, text_encoder, latents, ids, scheduler, g).item()
 
 
 def test_a_short_training_run_lowers_the_loss():
@@ -74,13 +77,13 @@ def test_a_short_training_run_lowers_the_loss():
     text_encoder, unet, scheduler = tiny.build_text_encoder(), tiny.build_unet(), tiny.build_noise_scheduler()
     scenes = shapes.sample(8, seed=0)
     latents = torch.randn(8, 4, 8, 8, generator=torch.Generator().manual_seed(0))  # stand-ins for VAE latents
-    ids = train.tokenize(tiny.load_tokenizer(), [s.caption for s in scenes])
+    ids = tokenize(tiny.load_tokenizer(), [s.caption for s in scenes])
     before = _fixed_eval_loss(unet, text_encoder, latents, ids, scheduler)
     params = list(unet.parameters()) + list(text_encoder.parameters())
     opt = torch.optim.AdamW(params, lr=1e-3)
     g = torch.Generator().manual_seed(1)
     for _ in range(30):
-        loss = train.diffusion_loss(unet, text_encoder, latents, ids, scheduler, g)
+        loss = losses.diffusion_loss(unet, text_encoder, latents, ids, scheduler, g)
         loss.backward(), opt.step(), opt.zero_grad()
     after = _fixed_eval_loss(unet, text_encoder, latents, ids, scheduler)
     assert after < 0.7 * before, (before, after)
@@ -89,13 +92,13 @@ def test_a_short_training_run_lowers_the_loss():
 def test_a_short_vae_run_lowers_the_reconstruction_error():
     torch.manual_seed(0)
     vae = tiny.build_vae()
-    x = train.images_to_tensor(shapes.batch(shapes.sample(8, seed=1))[0])
+    x = images_to_tensor(shapes.batch(shapes.sample(8, seed=1))[0])
     opt = torch.optim.AdamW(vae.parameters(), lr=2e-3)
     with torch.no_grad():
-        before = train.vae_loss(vae, x, 1e-6, torch.Generator().manual_seed(0))[1].item()
+        before = losses.vae_loss(vae, x, 1e-6, torch.Generator().manual_seed(0))[1].item()
     for _ in range(15):
-        loss, _ = train.vae_loss(vae, x, 1e-6)
+        loss, _ = losses.vae_loss(vae, x, 1e-6)
         loss.backward(), opt.step(), opt.zero_grad()
     with torch.no_grad():
-        after = train.vae_loss(vae, x, 1e-6, torch.Generator().manual_seed(0))[1].item()
+        after = losses.vae_loss(vae, x, 1e-6, torch.Generator().manual_seed(0))[1].item()
     assert after < 0.5 * before, (before, after)
