@@ -93,9 +93,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def time_call(fn, device: torch.device, repeats: int) -> tuple[float, float]:
-    """(median seconds, peak GPU memory in GiB) of fn() after one warm-up call."""
-    fn()
+def time_call(fn, device: torch.device, repeats: int) -> tuple[float, float, object]:
+    """(median seconds, peak GPU memory in GiB, fn's last result) of fn() after one warm-up call."""
+    result = fn()
     _sync(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -103,11 +103,11 @@ def time_call(fn, device: torch.device, repeats: int) -> tuple[float, float]:
     for _ in range(repeats):
         _sync(device)
         t = time.perf_counter()
-        fn()
+        result = fn()
         _sync(device)
         times.append(time.perf_counter() - t)
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
-    return sorted(times)[len(times) // 2], peak
+    return sorted(times)[len(times) // 2], peak, result
 
 
 def optimise(pipe: StableDiffusionPipeline, compile: bool) -> StableDiffusionPipeline:
@@ -170,10 +170,10 @@ def run(device: torch.device | None = None, small: bool | None = None, size: int
     return result
 
 
-def _report(variant: str, batch: int, timing: tuple[float, float]) -> tuple[float, float]:
+def _report(variant: str, batch: int, timing: tuple[float, float, object]) -> tuple[float, float]:
     """Say each timing as it comes (on stderr): compiling takes a while, and a stopped run keeps these."""
     print(f"{variant} batch {batch}: {timing[0]:.3f} s per batch", file=sys.stderr, flush=True)
-    return timing
+    return timing[:2]  # the images themselves are not kept
 
 
 def format_table(r: dict) -> str:
