@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 NBVAL  := --nbval-lax --nbval-current-env --nbval-cell-timeout=300
 
-.PHONY: setup lab test test-second-engine test-unit test-notebooks html figures bench clean
+.PHONY: setup lab lint test test-second-engine test-unit test-notebooks html figures bench clean
 
 setup: $(VENV)/.installed
 
@@ -27,13 +27,17 @@ lab: setup
 # Then the series again on a second engine that is not the tiny one (SD v1.5's classes and PNDM scheduler,
 # 128 px, random weights; python -m sdlab.sdshaped): no cell may assume the tiny engine's sizes or steps.
 SDSHAPED := $(CURDIR)/build/sd-shaped   # absolute: the kernels run in notebooks/
-test: setup
+test: setup lint
 	HF_HUB_OFFLINE=1 PYTHONWARNINGS=error::FutureWarning $(PY) -m pytest tests notebooks $(NBVAL) -p no:cacheprovider
 	$(MAKE) test-second-engine
 
 test-second-engine: setup
 	HF_HUB_OFFLINE=1 $(PY) -m sdlab.sdshaped $(SDSHAPED)
 	SDLAB_ENGINE=$(SDSHAPED) HF_HUB_OFFLINE=1 PYTHONWARNINGS=error::FutureWarning $(PY) -m pytest notebooks $(NBVAL) -p no:cacheprovider
+
+# ruff (line length 119, as diffusers; pyproject.toml) over the package, tests, scripts and the notebooks' code.
+lint: setup
+	$(VENV)/bin/ruff check .
 
 test-unit: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest tests -p no:cacheprovider

@@ -150,11 +150,13 @@ def _quiet_loading():
     from diffusers.utils import logging as d_logging
     from transformers.utils import logging as t_logging
 
-    d_logging.disable_progress_bar(), t_logging.disable_progress_bar()
+    d_logging.disable_progress_bar()
+    t_logging.disable_progress_bar()
     try:
         yield
     finally:
-        d_logging.enable_progress_bar(), t_logging.enable_progress_bar()
+        d_logging.enable_progress_bar()
+        t_logging.enable_progress_bar()
 
 
 def _to_device(pipe: StableDiffusionPipeline, device: torch.device) -> StableDiffusionPipeline:

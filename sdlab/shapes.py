@@ -259,12 +259,15 @@ def all_things() -> list[Thing]:
 
 _PALETTE = np.array(list(COLOURS.values()), np.float32)
 _MIN_PIXELS = 10  # a component smaller than this is noise, not an object
+FOREGROUND_DIFFERENCE = 70  # a pixel this far from the background (in its most different channel) is an object's
+CENTER_RADIUS = 8  # pixels: an object whose box centre is this close to the image centre stands "center"
+LARGE_EXTENT = 17  # pixels across: between small objects (half-extent 6 +- 1) and large ones (11 +- 1)
 
 
 def foreground(image: np.ndarray) -> np.ndarray:
     """Pixels that differ clearly from the background colour."""
     diff = np.abs(image.astype(np.int16) - np.array(BACKGROUND, np.int16)).max(-1)
-    return diff > 70
+    return diff > FOREGROUND_DIFFERENCE
 
 
 def components(mask: np.ndarray) -> list[np.ndarray]:
@@ -295,13 +298,13 @@ def read_thing(image: np.ndarray, mask: np.ndarray) -> Thing:
     # position: where its bounding-box centre lies relative to the image centre
     dx = (xs.max() + xs.min() + 1) / 2 - IMAGE_SIZE / 2
     dy = (ys.max() + ys.min() + 1) / 2 - IMAGE_SIZE / 2
-    if max(abs(dx), abs(dy)) < 8:
+    if max(abs(dx), abs(dy)) < CENTER_RADIUS:
         position = "center"
     elif abs(dx) >= abs(dy):
         position = "left" if dx < 0 else "right"
     else:
         position = "top" if dy < 0 else "bottom"
-    size = "large" if max(width, height) > 17 else "small"
+    size = "large" if max(width, height) > LARGE_EXTENT else "small"
     return Thing(colour, shape, position, size)
 
 

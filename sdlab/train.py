@@ -62,6 +62,10 @@ from .images import images_to_tensor
 from .losses import diffusion_loss, lr_lambda, vae_loss
 from .text import tokenize
 
+# Each stage draws its own random numbers from the run's seed plus its offset, so that changing one
+# stage (more VAE steps, say) leaves the others' draws as they were.
+SEED_OFFSETS = {"vae": 1, "dataset": 2, "unet": 3, "decoder": 4}
+
 
 @dataclass
 class TrainConfig:
@@ -171,7 +175,9 @@ def _train_autoencoder(cfg: TrainConfig, name: str, stage_id: int, vae: Autoenco
         with accelerator.accumulate(vae):
             loss, mse = vae_loss(vae, x, kl_weight, stage_rng.generator)
             accelerator.backward(loss)
-            opt.step(), sched.step(), opt.zero_grad()
+            opt.step()
+            sched.step()
+            opt.zero_grad()
         psnr = 10 * math.log10(4.0 / max(mse.item(), 1e-10))  # images span [-1, 1]: peak-to-peak 2
         stage.tick()
         if stage.step % 10 == 0:
@@ -188,7 +194,8 @@ def _train_autoencoder(cfg: TrainConfig, name: str, stage_id: int, vae: Autoenco
 
 def train_vae(cfg: TrainConfig, resume: bool) -> AutoencoderKL:
     """Stage 1: the whole autoencoder, reconstruction + KL."""
-    return _train_autoencoder(cfg, "vae", 1, tiny.build_vae(), cfg.vae_steps, cfg.vae_lr, cfg.kl_weight, resume)
+    return _train_autoencoder(cfg, "vae", SEED_OFFSETS["vae"], tiny.build_vae(), cfg.vae_steps, cfg.vae_lr,
+                              cfg.kl_weight, resume)
 
 
 def train_decoder(cfg: TrainConfig, vae: AutoencoderKL, resume: bool) -> AutoencoderKL:
@@ -201,8 +208,10 @@ def train_decoder(cfg: TrainConfig, vae: AutoencoderKL, resume: bool) -> Autoenc
     if cfg.decoder_steps == 0:
         return vae
     vae = copy.deepcopy(vae)
-    vae.encoder.requires_grad_(False), vae.quant_conv.requires_grad_(False)
-    return _train_autoencoder(cfg, "decoder", 4, vae, cfg.decoder_steps, cfg.decoder_lr, 0.0, resume)
+    vae.encoder.requires_grad_(False)
+    vae.quant_conv.requires_grad_(False)
+    return _train_autoencoder(cfg, "decoder", SEED_OFFSETS["decoder"], vae, cfg.decoder_steps, cfg.decoder_lr, 0.0,
+                              resume)
 
 
 def _finished(out: Path, steps: int) -> bool:
@@ -243,14 +252,14 @@ def encode_dataset(vae, cfg: TrainConfig) -> dict:
     if path.exists():
         data = torch.load(path)
         if "masks" not in data:  # saved before the grounding loss: the same scenes, drawn again
-            scenes = shapes.sample(cfg.num_images, seed=cfg.seed + 2, p_two=cfg.p_two)
+            scenes = shapes.sample(cfg.num_images, seed=cfg.seed + SEED_OFFSETS["dataset"], p_two=cfg.p_two)
             if data["things"] != [[asdict(t) for t in s.things] for s in scenes]:
                 raise ValueError(f"{path} holds other scenes than this config draws; delete it to encode again")
             data["masks"] = scene_masks(scenes, tuple(data["mean"].shape[-2:]))
             torch.save(data, path)
         return data
     t0 = time.time()
-    scenes = shapes.sample(cfg.num_images, seed=cfg.seed + 2, p_two=cfg.p_two)
+    scenes = shapes.sample(cfg.num_images, seed=cfg.seed + SEED_OFFSETS["dataset"], p_two=cfg.p_two)
     vae.eval()
     mean, std = latents.posterior(vae, images_to_tensor(shapes.batch(scenes)[0]), batch_size=256)
     data = {"mean": mean.cpu(), "std": std.cpu(),
@@ -353,7 +362,7 @@ def train_unet(cfg: TrainConfig, data: dict, resume: bool, vae: AutoencoderKL | 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.warmup_steps, cfg.unet_steps))
     ema = EMAModel(params, decay=cfg.ema_decay, foreach=True)  # one fused update, not one per tensor
     text_encoder, unet, opt, sched = accelerator.prepare(text_encoder, unet, opt, sched)
-    rng_state = _RngState(cfg.seed + 3)
+    rng_state = _RngState(cfg.seed + SEED_OFFSETS["unet"])
     accelerator.register_for_checkpointing(ema, rng_state)
     stage = Stage(accelerator, out, cfg.unet_steps, cfg.checkpoint_minutes)
     if resume:
@@ -371,22 +380,25 @@ def train_unet(cfg: TrainConfig, data: dict, resume: bool, vae: AutoencoderKL | 
 
     def record():
         if stage.step in record_at and stage.step not in samples and accelerator.is_main_process:
-            ema.store(params), ema.copy_to(params)
+            ema.store(params)
+            ema.copy_to(params)
             was_training = unet.training
-            text_encoder.eval(), unet.eval()
+            text_encoder.eval()
+            unet.eval()
             pipe = assemble(vae, accelerator.unwrap_model(text_encoder), tokenizer, accelerator.unwrap_model(unet),
                             scale, register=False)
             pipe.set_progress_bar_config(disable=True)
             samples[stage.step] = record_samples(pipe, things)
             save_samples(samples_path, samples, things, scale)
             ema.restore(params)
-            text_encoder.train(was_training), unet.train(was_training)
+            text_encoder.train(was_training)
+            unet.train(was_training)
 
     record()
     bar = tqdm(total=cfg.unet_steps, initial=stage.step, desc="UNet+text",
                disable=not accelerator.is_local_main_process)
     while stage.step < cfg.unet_steps:
-        rng = np.random.default_rng([cfg.seed, 3, stage.step, accelerator.process_index])
+        rng = np.random.default_rng([cfg.seed, SEED_OFFSETS["unet"], stage.step, accelerator.process_index])
         idx = rng.integers(0, n, cfg.batch_size)
         captions = ["" if rng.random() < cfg.caption_dropout else caption_for(data["things"][i], rng) for i in idx]
         input_ids = tokenize(tokenizer, captions).to(accelerator.device)
@@ -407,7 +419,9 @@ def train_unet(cfg: TrainConfig, data: dict, resume: bool, vae: AutoencoderKL | 
                 loss = loss + cfg.grounding_weight * token_loss
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(params, 1.0)
-            opt.step(), sched.step(), opt.zero_grad()
+            opt.step()
+            sched.step()
+            opt.zero_grad()
         ema.step(params)
         stage.tick()
         if stage.step % 10 == 0:

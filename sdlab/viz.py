@@ -110,7 +110,8 @@ def show_latent_channels(latents: torch.Tensor, title: str = "The 4 latent chann
     for c, ax in enumerate(np.atleast_1d(axes)):
         im = ax.imshow(lat[c], cmap=cmap, vmin=-vmax, vmax=vmax, interpolation="nearest")
         ax.set_title(f"channel {c}", fontsize=9)
-        ax.set_xticks([]), ax.set_yticks([])
+        ax.set_xticks([])
+        ax.set_yticks([])
     fig.colorbar(im, ax=list(np.atleast_1d(axes)), shrink=0.8, label="latent value")
     fig.suptitle(title)
     return fig

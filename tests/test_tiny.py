@@ -84,7 +84,9 @@ def test_a_short_training_run_lowers_the_loss():
     g = torch.Generator().manual_seed(1)
     for _ in range(30):
         loss = losses.diffusion_loss(unet, text_encoder, latents, ids, scheduler, g)
-        loss.backward(), opt.step(), opt.zero_grad()
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
     after = _fixed_eval_loss(unet, text_encoder, latents, ids, scheduler)
     assert after < 0.7 * before, (before, after)
 
@@ -98,7 +100,9 @@ def test_a_short_vae_run_lowers_the_reconstruction_error():
         before = losses.vae_loss(vae, x, 1e-6, torch.Generator().manual_seed(0))[1].item()
     for _ in range(15):
         loss, _ = losses.vae_loss(vae, x, 1e-6)
-        loss.backward(), opt.step(), opt.zero_grad()
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
     with torch.no_grad():
         after = losses.vae_loss(vae, x, 1e-6, torch.Generator().manual_seed(0))[1].item()
     assert after < 0.5 * before, (before, after)
