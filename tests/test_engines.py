@@ -1,6 +1,7 @@
 """Engines and failure modes: every error is an SdlabError whose message names the fix. Offline."""
 import types
 
+import numpy as np
 import pytest
 import torch
 from diffusers import StableDiffusionPipeline
@@ -139,8 +140,13 @@ def test_long_prompt_warns_and_shows_what_is_cut(tiny_pipe):
 
 
 def test_negative_prompt_string_applies_to_every_prompt(tiny_pipe):
-    out = sdlab.generate(tiny_pipe, ["a red circle", "a blue square"], negative_prompt="green", num_inference_steps=2)
-    assert len(out.images) == 2
+    prompts = ["a red circle", "a blue square"]
+    kwargs = {"num_inference_steps": 2, "output_type": "np"}
+    one = sdlab.generate(tiny_pipe, prompts, negative_prompt="green", **kwargs).images
+    each = sdlab.generate(tiny_pipe, prompts, negative_prompt=["green", "green"], **kwargs).images
+    without = sdlab.generate(tiny_pipe, prompts, **kwargs).images
+    assert len(one) == 2 and np.array_equal(one, each)  # one string == that string for every prompt
+    assert all(np.abs(a - b).max() > 0.01 for a, b in zip(one, without, strict=True))  # and it acts on each
 
 
 def test_out_of_memory_becomes_advice(tiny_pipe, monkeypatch):
@@ -199,7 +205,8 @@ def test_sd15_loads_from_the_local_cache_offline(tiny_pipe, tmp_path, monkeypatc
 def test_fp16_variant_falls_back_to_the_plain_weights(tiny_pipe, tmp_path):
     tiny_pipe.save_pretrained(tmp_path / "plain")
     pipe = engines._load(tmp_path / "plain", torch.device("cpu"), torch.float32, variant="fp16")
-    assert isinstance(pipe, StableDiffusionPipeline)
+    assert isinstance(pipe, StableDiffusionPipeline)  # no fp16 files: the plain ones, the same weights
+    assert all(torch.equal(a, b) for a, b in zip(pipe.unet.parameters(), tiny_pipe.unet.parameters(), strict=True))
 
 
 @pytest.mark.parametrize("cached, reachable, expected",
