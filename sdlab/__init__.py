@@ -7,12 +7,12 @@
 Layers, lowest first (each module imports only from the layers below it; tests/test_layers.py
 holds the table and checks every import):
 
-- foundations: `errors`, `checks` (input checks that name the fix), `stats`, `exercises`, `tiny`
+- foundations: `errors`, `checks` (input checks that name the fix), `stats`, `tiny`
   (the tiny engine's architecture), `images` (uint8 <-> [-1, 1] <-> [0, 1], written once), `shapes`
   (the world and its judge);
 - `engines`: devices, loading, `generate`;
 - lesson helpers: `schedule`, `text`, `latents`, `sampling`, `editing`, `losses`, `grounding`,
-  `attention`, `finetune`;
+  `attention`, `finetune`, and the exercises' checks (`exercises`, `exercise_checks`);
 - presentation: `viz`, `widgets`;
 - tools with a command line: `train`, `bench`, `cost`, `gpubench`, `sdshaped`.
 """

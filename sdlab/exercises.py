@@ -5,14 +5,25 @@
 
 prints "ex1: not attempted yet" while `answer` is None, "ex1: correct" when it matches (numbers
 with a tolerance, tensors with `torch.allclose`), and "ex1: not quite -- <hint>" otherwise.
+
+An exercise whose right answer depends on the notebook -- on the pipeline, on the tensors the learner worked on,
+on a prompt or a strength the learner chose -- is registered here by name instead ("NN.k": exercise k of notebook
+NN). Its check, in `sdlab.exercise_checks`, works the answer out from the context the cell passes, so the cell
+shows the task and not its solution:
+
+    exercises.check("06.2", answer_2, batch_size=batch_size_2, caption_dropout=dropout_2)
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+
+from . import exercise_checks
 
 NOT_ATTEMPTED, CORRECT, WRONG = "not attempted yet", "correct", "not quite"
 
@@ -58,3 +69,77 @@ def check_answer(name: str, answer: Any, expected: Any = None, *, predicate: Cal
         verdict = CORRECT if ok else WRONG
     print(f"{name}: {verdict}" + (f" -- {hint}" if verdict == WRONG and hint else ""))
     return Verdict(verdict)
+
+
+# --------------------------------------------------------------------------- the registry
+
+@dataclass(frozen=True)
+class Exercise:
+    """A registered exercise: `judge(answer, **context)` says whether an answer is right (its docstring says what
+    it measures); `hint` guides a wrong answer without giving the right one away."""
+
+    judge: Callable[..., bool]
+    hint: str
+
+
+EXERCISES: dict[str, Exercise] = {
+    "01.1": Exercise(exercise_checks.tokens_of_your_prompt,
+                     "count every piece of every word (tokenizer.tokenize lists them); BOS and EOS are not counted"),
+    "01.2": Exercise(exercise_checks.position_of_your_word,
+                     "position 0 is BOS, and a word cut into pieces takes one position per piece "
+                     "(text.token_table lists them)"),
+    "01.3": Exercise(exercise_checks.tail_is_read,
+                     "keep long_prompt's start and end with `tail`; only BOS + 75 tokens + EOS reach the model"),
+    "01.4": Exercise(exercise_checks.first_row_to_copy,
+                     "same_as_b(copy_rows_from(0)) is True; raise first_row until it turns False, "
+                     "and take the last value before that"),
+    "02.1": Exercise(exercise_checks.snr_below_your_level,
+                     "SNR(t) = alpha_bar_t / (1 - alpha_bar_t) falls as t grows: find the first t at which it is "
+                     "below your level, in the tensor rather than on the plot"),
+    "02.2": Exercise(exercise_checks.your_jump,
+                     "index alphas_cumprod with the timesteps, one alpha_bar per sample, and shape it to "
+                     "(batch, 1, 1, 1) so that it scales each sample of the batch"),
+    "02.3": Exercise(exercise_checks.structure_left,
+                     "noise both at t_3; r_pixels = correlation(pool(x_t), pool(x0)), "
+                     "r_latents = correlation(z_t, z0), without pool"),
+    "06.1": Exercise(exercise_checks.first_full_weight,
+                     "compute the weights for your gamma as `weights` was computed in section 1, "
+                     "then look up the first t where they equal 1 -- in the tensor, not on the plot"),
+    "06.2": Exercise(exercise_checks.empty_captions_counted,
+                     "draw each batch as the training loop does, torch.rand(batch_size_2) < dropout_2, "
+                     "and answer the list of how many captions each batch dropped"),
+    "06.3": Exercise(exercise_checks.zero_noise_loss,
+                     "replace only noise_pred, keep the plain loss (snr_gamma=None), and pass a fresh "
+                     "torch.Generator().manual_seed(seed_3)"),
+    "08.1": Exercise(exercise_checks.img2img_steps,
+                     "use DDIM as strength_sweep does; append int(t) in callback_on_step_end, "
+                     "then count the list and take its first entry"),
+    "08.2": Exercise(exercise_checks.inpainting_unet,
+                     "the inpainting UNet reads the noisy latents, the mask and the masked image's latents, "
+                     "stacked along the channels; change only in_channels"),
+    "08.3": Exercise(exercise_checks.uniform_share,
+                     "the area is the mask's mean; for the share inside, give attention.mass_inside a map whose "
+                     "cells are all equal, and your mask"),
+}
+
+
+def check(name: str, answer: Any, **context: Any) -> Verdict:
+    """Print and return the verdict on a registered exercise: not attempted yet / correct / not quite + hint.
+
+    Args:
+        name: the exercise, "NN.k" (exercise k of notebook NN); printed as "Exercise k".
+        answer: the learner's answer; None means not attempted, and then nothing is computed.
+        context: what the check needs to work the right answer out, by name: the pipeline, the tokenizer, the
+            tensors and the choices the learner worked with (see the check's docstring in `sdlab.exercise_checks`).
+
+    Raises:
+        KeyError: for a name that is not registered.
+        TypeError: for a context the check does not take, or one it lacks -- at once, also while `answer` is
+            None, so that a notebook that passes the wrong names fails on its first run.
+    """
+    if name not in EXERCISES:
+        raise KeyError(f"no exercise {name!r}; registered: {', '.join(sorted(EXERCISES))}")
+    exercise = EXERCISES[name]
+    inspect.signature(exercise.judge).bind(answer, **context)
+    return check_answer(f"Exercise {name.split('.')[-1]}", answer, predicate=lambda a: exercise.judge(a, **context),
+                        hint=exercise.hint)

@@ -16,10 +16,10 @@ PACKAGE = Path(sdlab.__file__).resolve().parent
 # Lowest first. A module may import any module of a lower layer; inside its own layer, only the
 # modules listed in SAME_LAYER (so that the lessons stay a readable, acyclic web).
 LAYERS = {
-    "foundations": {"errors", "checks", "stats", "exercises", "tiny", "images", "shapes"},
+    "foundations": {"errors", "checks", "stats", "tiny", "images", "shapes"},
     "engines": {"engines"},
     "lessons": {"schedule", "text", "latents", "sampling", "editing", "losses", "grounding", "attention",
-                "finetune"},
+                "finetune", "exercise_checks", "exercises"},
     "presentation": {"viz", "widgets"},
     "tools": {"gpubench", "sdshaped", "cost", "train", "bench"},
     "package": {"__init__"},
@@ -28,6 +28,7 @@ SAME_LAYER = {
     "checks": {"errors"}, "images": {"errors"}, "shapes": {"errors"},
     "sampling": {"latents", "text"}, "editing": {"latents", "sampling"}, "attention": {"grounding", "text"},
     "finetune": {"losses"}, "grounding": set(),
+    "exercise_checks": {"attention", "schedule", "text"}, "exercises": {"exercise_checks"},
     "widgets": {"viz"},
     "sdshaped": {"gpubench"}, "cost": {"sdshaped"}, "bench": {"gpubench"},
 }
