@@ -223,6 +223,8 @@ def _architecture(result: dict) -> str:
     vae = json.loads((tiny.TINY_DIR / "vae" / "config.json").read_text())
     text = json.loads((tiny.TINY_DIR / "text_encoder" / "config.json").read_text())
     n = result.get("parameters", {})
+    layers = unet["layers_per_block"]
+    layers = tuple(layers) if isinstance(layers, list) else layers
 
     def millions(name: str) -> str:
         return f"{n[name] / 1e6:.2f}M parameters" if name in n else "?"
@@ -231,7 +233,8 @@ def _architecture(result: dict) -> str:
             f"({millions('text_encoder')}); "
             f"VAE channels {tuple(vae['block_out_channels'])} ({millions('vae')}); "
             f"UNet {' -> '.join(unet['down_block_types'])} | {' -> '.join(unet['up_block_types'])}, "
-            f"channels {tuple(unet['block_out_channels'])}, "
+            f"channels {tuple(unet['block_out_channels'])}, ResNet blocks per level on the way down {layers} "
+            f"(up: one more each), "
             f"{'middle block ' + unet['mid_block_type'] if unet['mid_block_type'] else 'no middle block'} "
             f"({millions('unet')})")
 
@@ -257,7 +260,7 @@ captions such as "a large red circle on the left". Load it with `sdlab.load_pipe
   {cfg['decoder_steps']} more steps; text encoder + UNet {cfg['unet_steps']} steps at batch {cfg['batch_size']} on
   {cfg['num_images']} pre-encoded images ({int(100 * cfg['p_two'])}% with two objects), caption dropout
   {cfg['caption_dropout']}, min-SNR-{cfg['snr_gamma']}, EMA {cfg['ema_decay']}; grounding loss (TokenCompose's
-  L_token on each object's size, colour and shape words at the 8x8 layers, `sdlab.grounding`) weight
+  L_token on each object's size, colour and shape words at the 8x8 layer, `sdlab.grounding`) weight
   {cfg.get('grounding_weight', 0.0)}.
 - Compute time per stage (minutes): {", ".join(f"{k} {v / 60:.1f}" for k, v in card['seconds'].items())};
   {card['sequential_minutes']} in all, on a {card['device']} with {card['torch_threads']} torch threads.

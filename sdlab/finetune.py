@@ -33,7 +33,7 @@ from .losses import diffusion_loss
 
 LORA_ATTENTION_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # diffusers' LoRA training scripts' choice for SD
 # ...plus the other linear layers of each transformer block (kohya's sd-scripts adapt these too). A small
-# UNet has few attention layers (the tiny one: five transformer blocks), and with the tiny engine v2 the
+# UNet has few attention layers (the tiny one: four transformer blocks), and with the tiny engine v2 the
 # attention projections alone left too little room to learn a new shape.
 LORA_TARGETS = LORA_ATTENTION_TARGETS + ("proj_in", "proj_out", "ff.net.0.proj", "ff.net.2")
 NEW_SHAPES = ("cross", "diamond")

@@ -122,8 +122,10 @@ def build_unet() -> UNet2DConditionModel:
     transformer there), four transformer blocks in all, 32 channels at 8x8, nothing at 4x4 but
     ResNets, no separate middle block (the 2x2 level is the bottom), and linear rather than
     1x1-convolution projections into the transformers (SD v2's `use_linear_projection`).
-    (Engine v4 had a ResNet block on the way down at 8x8 and two of each on the way up: 22 %
-    more time per UNet call at batch 2 and at batch 32, for the same adherence.)
+    (Engine v4 had a ResNet block on the way down at 8x8 and two of each on the way up: about
+    22 % more time per UNet call at batch 2 and at batch 32. Trained the same way, this one follows
+    single-object prompts as well -- 99.2 vs 99.4 % all right over 360 prompts -- and two-object
+    prompts better: 93.3 vs 76.1 % all 8 attributes right over 180; `python -m sdlab.bench`.)
     """
     return UNet2DConditionModel(
         sample_size=IMAGE_SIZE // VAE_SCALE_FACTOR,

@@ -15,7 +15,7 @@ Latent diffusion (Rombach et al., 2022) is trained in two stages, and so is this
    conditional and the unconditional prediction that classifier-free guidance needs (Ho &
    Salimans, 2022). The loss is weighted by min-SNR-5 (Hang et al., 2023), which speeds up
    convergence; an EMA of the weights is what ships. A grounding term (TokenCompose, Wang et
-   al., 2024; `sdlab.grounding`) asks the cross-attention of the 8x8 layers to put each
+   al., 2024; `sdlab.grounding`) asks the cross-attention of the 8x8 layer to put each
    object's size, colour and shape words on that object's pixels: without it, the tiny model's
    attention maps stayed as flat as uniform attention.
 
@@ -89,7 +89,7 @@ class TrainConfig:
     warmup_steps: int = 100
     caption_dropout: float = 0.1
     snr_gamma: float = 5.0
-    grounding_weight: float = 0.05  # TokenCompose's L_token on the object words at the 8x8 layers; 0: off
+    grounding_weight: float = 0.05  # TokenCompose's L_token on the object words at the 8x8 layer; 0: off
     ema_decay: float = 0.995
     checkpoint_minutes: float = 4.0
     threads: int = 0  # 0: leave torch's default
