@@ -333,7 +333,8 @@ def load_samples(path: Path) -> tuple[dict[int, torch.Tensor], dict]:
     from safetensors import safe_open
     with safe_open(str(path), framework="pt") as f:
         meta = dict(f.metadata())
-        latents = {int(k.split("_")[1]): f.get_tensor(k).float() for k in f}
+        names = f.keys()  # a safetensors file is not iterable itself
+        latents = {int(k.split("_")[1]): f.get_tensor(k).float() for k in names}
     for key in ("prompts", "things", "seeds"):
         meta[key] = json.loads(meta[key])
     meta["things"] = [shapes.Thing(**t) for t in meta["things"]]

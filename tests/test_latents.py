@@ -129,7 +129,7 @@ def test_unet_flops_latent_vs_pixel_space(tiny_pipe):
         real = latents.count_flops(tiny_pipe.unet, torch.randn(1, 4, 8, 8), torch.tensor([500]),
                                    encoder_hidden_states=torch.randn(1, 77, cfg.cross_attention_dim))
     finally:
-        tiny_pipe.unet.set_attn_processor(saved)  # the ones it had, not fresh ones
+        tiny_pipe.unet.set_attn_processor(dict(saved))  # the ones it had, not fresh ones (set_ empties its dict)
     assert real == on_latents
     assert tiny_pipe.unet.attn_processors == saved
     with torch.no_grad():

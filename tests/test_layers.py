@@ -16,7 +16,8 @@ PACKAGE = Path(sdlab.__file__).resolve().parent
 # Lowest first. A module may import any module of a lower layer; inside its own layer, only the
 # modules listed in SAME_LAYER (so that the lessons stay a readable, acyclic web).
 LAYERS = {
-    "foundations": {"errors", "checks", "stats", "tiny", "images", "shapes"},
+    "errors": {"errors"},  # every module may raise sdlab's errors
+    "foundations": {"checks", "stats", "tiny", "images", "shapes"},
     "engines": {"engines"},
     "lessons": {"schedule", "text", "latents", "sampling", "editing", "losses", "grounding", "attention",
                 "finetune", "exercise_checks", "exercises"},
@@ -25,7 +26,6 @@ LAYERS = {
     "package": {"__init__"},
 }
 SAME_LAYER = {
-    "checks": {"errors"}, "images": {"errors"}, "shapes": {"errors"},
     "sampling": {"latents", "text"}, "editing": {"latents", "sampling"}, "attention": {"grounding", "text"},
     "finetune": {"losses"}, "grounding": set(),
     "exercise_checks": {"attention", "schedule", "text"}, "exercises": {"exercise_checks"},
