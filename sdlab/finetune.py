@@ -20,6 +20,7 @@ the IoU of the object's mask with each candidate shape fitted to the object's bo
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -265,6 +266,27 @@ def train_lora(pipe: StableDiffusionPipeline, params: Sequence[torch.nn.Paramete
     pipe.text_encoder.requires_grad_(False)
     pipe.vae.requires_grad_(False)
     return train_steps(pipe, params, latents, input_ids, steps=steps, lr=lr, **kwargs)
+
+
+@contextlib.contextmanager
+def quiet_loader_notices():
+    """Silence two notices of diffusers' fine-tune loaders that do not apply to our fine-tunes.
+
+    `load_lora_weights` notes that the file holds no LoRA for the text encoder (we trained only the
+    UNet's), and `load_textual_inversion`'s resize of the embedding table notes that the new row
+    starts random (the loader writes the learned vector into it at once). Verbosity comes back after.
+    """
+    from diffusers.utils import logging as d_logging
+    from transformers.utils import logging as t_logging
+
+    levels = d_logging.get_verbosity(), t_logging.get_verbosity()
+    d_logging.set_verbosity_error()
+    t_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        d_logging.set_verbosity(levels[0])
+        t_logging.set_verbosity(levels[1])
 
 
 def save_lora(pipe: StableDiffusionPipeline, folder: str | Path) -> Path:

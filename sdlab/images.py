@@ -46,7 +46,7 @@ def images_to_tensor(images: np.ndarray | Sequence[np.ndarray], size: int | tupl
             "convert [0, 1] floats with sdlab.images.to_uint8 first")
     if resample not in RESAMPLE:
         raise InvalidInputError(f"resample must be one of {RESAMPLE}, got {resample!r}")
-    x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float() / 127.5 - 1  # [0, 255] -> [-1, 1]
+    x = torch.from_numpy(np.array(arr)).permute(0, 3, 1, 2).float() / 127.5 - 1  # a copy: the input may be read-only
     if size is not None:
         hw = (size, size) if isinstance(size, int) else tuple(size)
         if len(hw) != 2 or min(hw) < 1:
