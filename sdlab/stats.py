@@ -39,9 +39,35 @@ def rate(hits) -> tuple[float, float, float]:
     return float(hits.mean()), low, high
 
 
+def rate_of(fraction: float, n: int) -> tuple[float, float, float]:
+    """(rate, low, high) of a rate already measured as a fraction of n trials (e.g. `bench.adherence`'s)."""
+    successes = round(fraction * n)
+    if abs(successes - fraction * n) > 1e-6 * n:
+        raise InvalidInputError(f"{fraction} is not a count out of n = {n}: pass the n the rate was measured on")
+    low, high = wilson_interval(successes, n)
+    return float(fraction), low, high
+
+
+# Student's t 97.5% quantiles for 1..30 degrees of freedom (any table; e.g. NIST/SEMATECH e-Handbook, 1.3.6.7.2)
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def t975(dof: int) -> float:
+    """Student's t 97.5% quantile: from the table up to 30 degrees of freedom, beyond by the Cornish-Fisher
+    expansion around the normal quantile (within 0.001 of the exact value there)."""
+    if dof < 1:
+        raise InvalidInputError(f"need at least 1 degree of freedom, got {dof}")
+    if dof <= len(_T975):
+        return _T975[dof - 1]
+    z = Z95
+    return z + (z**3 + z) / (4 * dof) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * dof**2)
+
+
 def mean_interval(values) -> tuple[float, float]:
-    """The mean and the half-width of its 95% interval (normal approximation, 1.96 standard errors)."""
+    """The mean and the half-width of its 95% interval: Student's t times the standard error, which for
+    few values (8 noise draws, say) is wider than the normal approximation's 1.96."""
     values = np.asarray(values, dtype=float)
     if len(values) < 2:
         return float(values.mean()) if len(values) else float("nan"), float("nan")
-    return float(values.mean()), float(Z95 * values.std(ddof=1) / math.sqrt(len(values)))
+    return float(values.mean()), float(t975(len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
