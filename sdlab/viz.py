@@ -81,7 +81,8 @@ def show_images(images, titles: Sequence[str] | None = None, suptitle: str | Non
     pils = to_pil(images)
     cols = cols or min(len(pils), 8)
     rows = -(-len(pils) // cols)
-    wrapped = [textwrap.fill(str(t), wrap) for t in titles] if titles is not None else []
+    # each line of a title wrapped on its own: a "\n" the caller put in (widgets.show_comparer does) stays a break
+    wrapped = ["\n".join(textwrap.fill(line, wrap) for line in str(t).split("\n")) for t in titles] if titles else []
     title_lines = max((w.count("\n") + 1 for w in wrapped), default=0)
     aspect = max(im.height / im.width for im in pils)  # wide frames (several panels side by side) need short rows
     row_height = size * aspect + 0.15 + 0.14 * title_lines  # 8-point titles: about 0.14 inch a line

@@ -80,3 +80,10 @@ def test_plot_rates_draws_intervals_and_chance():
     assert ax.lines and ax.get_ylim() == (-0.03, 1.03)
     assert any(abs(line.get_ydata()[0] - 1 / 6) < 1e-9 for line in ax.lines)  # the chance level
     plt.close(fig)
+
+
+def test_show_images_wraps_each_line_of_a_title_on_its_own():
+    fig = viz.show_images([SCENE, SCENE], ["before\na large red circle on the left of the picture", "after"], wrap=20)
+    first = [ax.get_title() for ax in fig.axes if ax.images][0]
+    assert first.split("\n")[0] == "before" and len(first.split("\n")) >= 3  # the break kept, the rest wrapped
+    plt.close(fig)
