@@ -6,7 +6,9 @@ and works the right answer out from them. No answer is written down here, so a n
 not its solution, and the checks hold on every engine: the tiny one, the SD-shaped one with random weights, and
 SD v1.5. A check returns whether the answer is right; when the learner's *choice* does not fit the task, it
 prints a note that says what to change (never the answer). Each is cheap: the text encoder once or twice, a
-scheduler, small tensors -- no UNet call.
+scheduler, a model built on the meta device, the VAE decoder on a few latents, small tensors -- no UNet call. Where
+the learner's result needs the UNet (a measured adherence), the check recomputes what it can without it and checks
+that the rest is consistent: a count out of the prompts measured, printed with its 95 % interval and its baseline.
 
 `sdlab.exercises` registers them by name, "NN.k" for exercise k of notebook NN, with their hints:
 
@@ -20,11 +22,12 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline
+from diffusers import DDIMScheduler, SchedulerMixin, StableDiffusionImg2ImgPipeline
+from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg, retrieve_timesteps
 
 from .attention import mass_inside
 from .schedule import first_timestep_below, snr
-from .stats import mean_interval
+from .stats import mean_interval, wilson_interval
 from .text import prompt_embeds, token_position
 
 Z999 = 3.29  # two-sided 99.9 %: a right answer fails a statistical check about once in 1000 tries
@@ -47,6 +50,90 @@ def _is_number(value) -> bool:
 def _tokens(tokenizer, prompt: str) -> list[int]:
     """The ids of a prompt without BOS and EOS, untruncated."""
     return tokenizer(prompt, add_special_tokens=False).input_ids
+
+
+def _plain(value):
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def _timesteps(scheduler, num_inference_steps: int) -> list:
+    """The timesteps a pipeline loops over, one UNet call each, as diffusers' own `retrieve_timesteps` sets them --
+    on a copy of `scheduler`, so that the original keeps its state."""
+    timesteps, _ = retrieve_timesteps(type(scheduler).from_config(scheduler.config), num_inference_steps, "cpu")
+    return timesteps.tolist()
+
+
+def _count_of(rate, n: int) -> int | None:
+    """How many of `n` trials a measured rate stands for (`bench.adherence` returns such fractions), or None when
+    the rate is not a count out of n."""
+    if not _is_number(rate) or not 0 <= rate <= 1:
+        return None
+    hits = round(float(rate) * n)
+    return hits if math.isclose(hits, float(rate) * n, abs_tol=1e-6) else None
+
+
+def _rate_line(rate: float, n: int) -> str:
+    low, high = wilson_interval(round(rate * n), n)
+    return f"{100 * rate:.0f}% [95% interval {100 * low:.0f}-{100 * high:.0f}%]"
+
+
+# --------------------------------------------------------------------------- 00 tour
+
+def latent_numbers(answer, *, pipe, height: int, width: int) -> bool:
+    """00.1: `answer` is how many numbers the latents of one image of the learner's size hold for this pipeline --
+    `height` x `width`, two different multiples of 8 -- as the pipeline makes them with output_type="latent": the
+    UNet's input channels x (height / f) x (width / f), f the VAE's scale factor."""
+    sides = (height, width)
+    if not all(_is_int(side) and side > 0 and side % 8 == 0 for side in sides) or height == width:
+        return _note("choose height_1 and width_1, two different multiples of 8 (e.g. twice as wide as high)")
+    f = pipe.vae_scale_factor
+    return bool(answer == pipe.unet.config.in_channels * (height // f) * (width // f))
+
+
+def unet_calls_of_your_scheduler(answer, *, pipe, scheduler, num_inference_steps: int) -> bool:
+    """00.2: `answer` is how many times the UNet runs for one image with the learner's `scheduler` -- a diffusers
+    scheduler class (built from this pipeline's config) or one built already, other than the pipeline's own -- at
+    the learner's `num_inference_steps`: one call per timestep the pipeline loops over (guidance doubles the batch,
+    not the calls), as diffusers' `retrieve_timesteps` gives them."""
+    cls = scheduler if isinstance(scheduler, type) else type(scheduler)
+    if not issubclass(cls, SchedulerMixin) or cls is type(pipe.scheduler):
+        return _note(f"set scheduler_2 to a diffusers scheduler other than this pipeline's "
+                     f"{type(pipe.scheduler).__name__}, e.g. HeunDiscreteScheduler.from_config(pipe.scheduler.config)")
+    if not _is_int(num_inference_steps) or num_inference_steps < 2 or num_inference_steps == 10:
+        return _note("choose steps_2, a number of steps of at least 2, other than section 3's 10")
+    probe = cls.from_config(pipe.scheduler.config) if isinstance(scheduler, type) else scheduler
+    return bool(answer == len(_timesteps(probe, num_inference_steps)))
+
+
+T5_XXL_WIDTH = 4096  # the width of T5-XXL's encoder output (Raffel et al., 2020), which Imagen conditions on
+UNET_LAYOUT = ("in_channels", "out_channels", "sample_size", "block_out_channels", "down_block_types",
+               "up_block_types", "layers_per_block")
+
+
+def text_encoder_swap(answer, *, pipe) -> bool:
+    """00.3: `answer` is (the names of the pipeline's components to swap for T5-XXL's, a UNet that reads its
+    4096-wide `prompt_embeds`): the tokenizer and the text encoder (T5 has its own vocabulary), and this pipeline's
+    UNet with its text width changed, the rest of its layout unchanged -- either `cross_attention_dim` (every
+    cross-attention's to_k and to_v then take 4096 inputs) or `encoder_hid_dim` (a projection from 4096 to the
+    attention's width in front of it, as DeepFloyd IF's UNet has). Prints both UNets' parameter counts, which can
+    be counted on the meta device too."""
+    names, unet = answer
+    names = {names} if isinstance(names, str) else set(names)
+    if not names <= set(pipe.components):
+        return _note(f"name components of pipe, from: {', '.join(pipe.components)}")
+    width, theirs = unet.config.cross_attention_dim, pipe.unet.config.cross_attention_dim
+    projection = getattr(unet, "encoder_hid_proj", None)
+    if _plain(width) == T5_XXL_WIDTH:      # wide attention: every to_k and to_v reads the text as it comes
+        reading = [m.in_features for name, m in unet.named_modules() if name.endswith(("attn2.to_k", "attn2.to_v"))]
+        reads_t5 = bool(reading) and all(w == T5_XXL_WIDTH for w in reading)
+    else:                                  # attention as it was, behind a projection of the text
+        reads_t5 = (_plain(width) == _plain(theirs) and isinstance(projection, torch.nn.Linear)
+                    and projection.in_features == T5_XXL_WIDTH and projection.out_features == theirs)
+    yours, base = (sum(p.numel() for p in model.parameters()) for model in (unet, pipe.unet))
+    print(f"  your UNet: {yours:,} parameters, on the {next(unet.parameters()).device.type} device; this pipeline's, "
+          f"which reads text {theirs} wide: {base:,}")
+    same = all(_plain(unet.config[key]) == _plain(pipe.unet.config[key]) for key in UNET_LAYOUT)
+    return names == {"tokenizer", "text_encoder"} and same and reads_t5
 
 
 # --------------------------------------------------------------------------- 01 text encoding
@@ -148,6 +235,183 @@ def structure_left(answer, *, t: int, window: Sequence[int], x0, z0, noises, sch
     return got.shape == (2,) and bool(np.allclose(got, expected, rtol=1e-3, atol=1e-4))
 
 
+# --------------------------------------------------------------------------- 03 reverse diffusion
+
+def noise_from_x0(answer: Callable, *, pipe) -> bool:
+    """03.1: the learner's `answer(x_t, x0, t)` gives back the noise that took `x0` to `x_t` at the int timestep
+    `t`: the forward jump x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) noise (Ho et al., 2020, eq. 4,
+    arXiv:2006.11239) solved for the noise, as DDIM does for a model that predicts x0. Run on a fresh batch of the
+    pipeline's latent shape, noised by the scheduler's `add_noise` at timesteps from the start to the end of the
+    schedule, it must return the noise that was used."""
+    T = pipe.scheduler.config.num_train_timesteps
+    side = pipe.unet.config.sample_size
+    g = torch.Generator().manual_seed(303)
+    x0, noise = torch.randn(2, 3, pipe.unet.config.in_channels, side, side, generator=g)  # (batch, 4, h, w) each
+    for t in (T // 20, T // 2, T - 1):
+        x_t = pipe.scheduler.add_noise(x0, noise, torch.tensor([t] * len(x0)))
+        got = answer(x_t.clone(), x0.clone(), t)
+        if not (isinstance(got, torch.Tensor) and got.shape == noise.shape
+                and torch.allclose(got.float().cpu(), noise, rtol=1e-3, atol=1e-4)):
+            return False
+    return True
+
+
+def ddim_sigmas(answer, *, pipe, num_inference_steps: int) -> bool:
+    """03.2: `answer` holds sigma_t(eta = 1) of every step of a DDIM run of the learner's `num_inference_steps`, in
+    the order the steps run (Song et al., 2021, eq. 16, arXiv:2010.02502) -- measured by diffusers' own
+    `DDIMScheduler.step`, which from x_t = 0 with a zero noise prediction and variance_noise = 1 lands on sigma_t."""
+    T = pipe.scheduler.config.num_train_timesteps
+    if not _is_int(num_inference_steps) or not 2 <= num_inference_steps <= T:
+        return _note(f"choose steps_2, a number of steps from 2 to {T}")
+    ddim = DDIMScheduler.from_config(pipe.scheduler.config)
+    ddim.set_timesteps(num_inference_steps)
+    zero, one = torch.zeros(1), torch.ones(1)
+    expected = [float(ddim.step(zero, int(t), zero, eta=1.0, variance_noise=one).prev_sample) for t in ddim.timesteps]
+    got = np.asarray(answer, dtype=float).ravel()
+    return got.shape == (len(expected),) and bool(np.allclose(got, expected, rtol=1e-3, atol=1e-6))
+
+
+DDIM_SPACINGS = ("leading", "linspace", "trailing")
+
+
+def first_step_matters(answer, *, pipe, num_inference_steps: int, n_prompts: int, baseline: dict) -> bool:
+    """03.3: `answer` maps each of DDIM's timestep spacings to (its first timestep, the adherence the learner
+    measured with it) at the learner's `num_inference_steps` -- a step count that section 6 did not measure
+    (`baseline`: its adherence by step count, leading spacing). The first timesteps are worked out again with
+    DDIM's `set_timesteps` from the config of `pipe` (the engine measured); an adherence needs the UNet, so it is
+    only checked to be a count out of the `n_prompts` prompts, and printed with its 95 % interval beside the
+    baseline."""
+    if not _is_int(num_inference_steps) or not 2 <= num_inference_steps <= 10 or num_inference_steps in baseline:
+        return _note(f"choose steps_3, a number of steps from 2 to 10 that section 6 did not measure "
+                     f"(not {', '.join(str(n) for n in baseline)})")
+    if not (isinstance(answer, dict) and set(answer) == set(DDIM_SPACINGS)):
+        return _note(f"answer a dict with one (first timestep, adherence) per spacing: {', '.join(DDIM_SPACINGS)}")
+    right = True
+    print(f"  {num_inference_steps} DDIM steps, {n_prompts} prompts:")
+    for spacing in DDIM_SPACINGS:
+        ddim = DDIMScheduler.from_config(pipe.scheduler.config, timestep_spacing=spacing)
+        ddim.set_timesteps(num_inference_steps)
+        first, rate = answer[spacing]
+        counted = _count_of(rate, n_prompts) is not None
+        right = right and counted and int(first) == int(ddim.timesteps[0])
+        print(f"    {spacing:>8}: your first timestep {first}, adherence "
+              + (_rate_line(rate, n_prompts) if counted else f"{rate} (not a count out of {n_prompts})"))
+    print("  section 6, leading spacing: "
+          + ", ".join(f"{n} step{'s' * (n > 1)} {100 * a:.0f}%" for n, a in baseline.items()))
+    return bool(right)
+
+
+# --------------------------------------------------------------------------- 04 latent space
+
+def vae_compression(answer, *, pipe, channels: int) -> bool:
+    """04.1: `answer` is how many times fewer numbers than the image the latents hold of a VAE like this
+    pipeline's with the learner's number of latent `channels` (SD 3's has 16): prod(image) / prod(latents) for a
+    (3, H, W) image and (channels, H / f, W / f) latents, f this VAE's scale factor -- the same at any image size."""
+    own = pipe.vae.config.latent_channels
+    if not _is_int(channels) or channels < 1 or channels == own:
+        return _note(f"choose channels_1, a number of latent channels other than this VAE's {own}")
+    f = pipe.vae_scale_factor
+    side = pipe.unet.config.sample_size * f                         # the native size; any size gives the same
+    expected = (3 * side * side) / (channels * (side // f) ** 2)
+    return math.isclose(float(answer), expected, rel_tol=1e-6)
+
+
+def psnr_of_your_factor(answer, *, pipe, latents: torch.Tensor, right: torch.Tensor, multiplier: float,
+                        tried: Sequence[float]) -> bool:
+    """04.2: `answer` holds, image by image, the PSNR in dB -- 10 log10(1 / MSE) for images in [0, 1] -- of
+    `latents` decoded with the learner's `multiplier` x the VAE's scaling factor, against `right`, their decoding
+    with the right factor; for a multiplier that section 3 did not try (`tried`). Decodes the latents again with it,
+    one at a time, as `sdlab.latents.decode` does (the VAE's decoder only, no UNet)."""
+    if not _is_number(multiplier) or multiplier <= 0 or multiplier == 1 or multiplier in tried:
+        return _note(f"choose multiplier_2, a positive number other than 1 and section 3's "
+                     f"{', '.join(f'{m:g}' for m in tried)}")
+    vae, factor = pipe.vae, multiplier * pipe.vae.config.scaling_factor
+    with torch.no_grad():
+        decoded = torch.cat([(vae.decode(z[None].to(pipe.device, vae.dtype) / factor).sample.float() / 2 + 0.5)
+                             .clamp(0, 1).cpu() for z in latents])  # (n, 3, H, W) in [0, 1]
+    mse = (decoded - right.float().cpu()).pow(2).flatten(1).mean(1)
+    expected = (10 * torch.log10(1 / mse)).numpy()
+    got = np.asarray(answer, dtype=float).ravel()
+    return got.shape == expected.shape and bool(np.allclose(got, expected, rtol=1e-3, atol=1e-3))
+
+
+def lerp_norms(answer, *, pipe, seed_pairs, t: float) -> bool:
+    """04.3: `answer` is the mean, over the learner's `seed_pairs` (at least 100), of the norm of lerp(a, b, t)
+    relative to sqrt(d), at the learner's `t` (not one of section 5's): a and b are Gaussian noises of the
+    pipeline's latent shape (d numbers), seeded with each pair as section 5's `noise` draws them."""
+    if not _is_number(t) or not 0 < t < 1 or t in (0.25, 0.5, 0.75):
+        return _note("choose t_3 between 0 and 1, other than section 5's 0.25, 0.5 and 0.75")
+    pairs = [tuple(pair) for pair in seed_pairs] if isinstance(seed_pairs, (list, tuple)) else []
+    if len(pairs) < 100 or not all(len(p) == 2 and _is_int(p[0]) and _is_int(p[1]) and p[0] != p[1] for p in pairs):
+        return _note("set seed_pairs_3 to at least 100 pairs of two different int seeds")
+    side = pipe.unet.config.sample_size
+    shape = (1, pipe.unet.config.in_channels, side, side)
+
+    def noise(seed):
+        return torch.randn(shape, generator=torch.Generator().manual_seed(int(seed)))
+
+    norms = [float(torch.lerp(noise(a), noise(b), float(t)).norm()) / math.prod(shape) ** 0.5 for a, b in pairs]
+    return math.isclose(float(answer), float(np.mean(norms)), rel_tol=1e-4)
+
+
+# --------------------------------------------------------------------------- 05 full pipeline
+
+def noise_predictions(answer, *, pipe, num_inference_steps: int, guidance_scale: float) -> bool:
+    """05.1: `answer` is how many noise predictions -- latents through the UNet, summed over its calls -- one image
+    costs at the learner's `num_inference_steps` and `guidance_scale`: one call per timestep of the pipeline's
+    scheduler (`retrieve_timesteps`), each on two latents when diffusers runs classifier-free guidance
+    (`do_classifier_free_guidance`: guidance_scale > 1, for a UNet without a guidance embedding), on one otherwise."""
+    if not (_is_int(num_inference_steps) and num_inference_steps >= 1 and num_inference_steps != 25
+            and _is_number(guidance_scale) and guidance_scale >= 0):
+        return _note("choose steps_1, a number of steps other than section 1's 25, and guidance_1, a guidance scale "
+                     "of at least 0")
+    guided = guidance_scale > 1 and pipe.unet.config.time_cond_proj_dim is None
+    return bool(answer == len(_timesteps(pipe.scheduler, num_inference_steps)) * (2 if guided else 1))
+
+
+def guidance_rescaled(answer: Callable, *, pipe) -> bool:
+    """05.2: the learner's `answer(noise_pred_uncond, noise_pred_text, guidance_scale, guidance_rescale)` does what
+    diffusers' denoising loop does with `guidance_rescale`: classifier-free guidance (Ho & Salimans, 2022, eq. 6),
+    then each image's guided prediction rescaled to the spread of its text prediction and mixed back (Lin et al.,
+    2024, Sec. 3.4, arXiv:2305.08891). Run on a fresh batch of the pipeline's latent shape whose two images differ
+    in spread, at several scales, it must agree with diffusers' `rescale_noise_cfg`."""
+    side, channels = pipe.unet.config.sample_size, pipe.unet.config.in_channels
+    g = torch.Generator().manual_seed(505)
+    uncond, text = torch.randn(2, 2, channels, side, side, generator=g)   # (batch, 4, h, w) each
+    text = text * torch.tensor([1.0, 3.0]).view(-1, 1, 1, 1)              # the two images' spreads differ
+    for w, phi in ((7.5, 0.0), (7.5, 0.7), (3.0, 1.0), (1.5, 0.3)):
+        expected = rescale_noise_cfg(uncond + w * (text - uncond), text, guidance_rescale=phi)
+        got = answer(uncond.clone(), text.clone(), w, phi)
+        if not (isinstance(got, torch.Tensor) and got.shape == expected.shape
+                and torch.allclose(got.float().cpu(), expected, rtol=1e-4, atol=1e-5)):
+            return False
+    return True
+
+
+def scheduler_per_unet_call(answer, *, pipe, scheduler, num_inference_steps: int, n_prompts: int,
+                            section_5: dict) -> bool:
+    """05.3: `answer` is (adherence, UNet calls) of the learner's measurement on `pipe` (the tiny engine): the
+    judge's adherence over `n_prompts` prompts in one batch, with the learner's `scheduler` class in trailing
+    spacing at `num_inference_steps` -- a pair that section 5 did not measure (`section_5`: its adherence by
+    scheduler class and step count) -- and the UNet calls it took. The calls are worked out again, one per
+    timestep of the scheduler (`retrieve_timesteps`); an adherence needs the UNet, so it is only checked to be a
+    count out of `n_prompts`, and printed with its 95 % interval beside section 5's."""
+    if not (isinstance(scheduler, type) and issubclass(scheduler, SchedulerMixin)):
+        return _note("set scheduler_3 to a diffusers scheduler class (not one built), e.g. HeunDiscreteScheduler")
+    measured = section_5.get(scheduler, {})
+    if not _is_int(num_inference_steps) or num_inference_steps < 1 or num_inference_steps in measured:
+        return _note("choose scheduler_3 and steps_3 that section 5 did not measure together")
+    rate, calls = answer
+    if _count_of(rate, n_prompts) is None:
+        return _note(f"answer the adherence that bench.adherence measured: a count out of the {n_prompts} prompts")
+    print(f"  {scheduler.__name__}, {num_inference_steps} steps: {_rate_line(rate, n_prompts)} of {n_prompts} "
+          f"prompts, your count of UNet calls {calls}")
+    for cls, by_steps in section_5.items():
+        print(f"  section 5, {cls.__name__}: " + ", ".join(f"{n} steps {100 * a:.0f}%" for n, a in by_steps.items()))
+    trailing = scheduler.from_config(pipe.scheduler.config, timestep_spacing="trailing")
+    return bool(calls == len(_timesteps(trailing, num_inference_steps)))
+
+
 # --------------------------------------------------------------------------- 06 training
 
 def first_full_weight(answer, *, noise_scheduler, gamma: float) -> bool:
@@ -196,6 +460,71 @@ def zero_noise_loss(answer, *, latents: torch.Tensor, seed: int) -> bool:
     return math.isclose(float(answer), float((noise ** 2).mean()), rel_tol=1e-4)
 
 
+# --------------------------------------------------------------------------- 07 fine-tuning
+
+def placeholder_numbers(answer, *, pipe, tokens: Sequence[str]) -> bool:
+    """07.1: `answer` is how many numbers textual inversion trains for the learner's placeholder `tokens` -- at
+    least two, one concept learned as several vectors, as diffusers' `textual_inversion.py --num_vectors` does --
+    once they are added to this pipeline: one row of the token-embedding table per token, `hidden_size` numbers
+    each (Gal et al., 2022, arXiv:2208.01618)."""
+    tokens = [tokens] if isinstance(tokens, str) else list(tokens or [])
+    if len(set(tokens)) < 2:
+        return _note("set tokens_1 to at least two placeholder tokens of your own, e.g. ['<my-0>', '<my-1>']")
+    added = pipe.tokenizer.get_added_vocab()
+    rows = pipe.text_encoder.get_input_embeddings().weight.shape[0]
+    special = set(pipe.tokenizer.all_special_tokens)
+    missing = [token for token in tokens if token not in added or added[token] >= rows or token in special]
+    if missing:
+        return _note(f"add {', '.join(missing)} to pipe first: finetune.add_placeholder_token(pipe.tokenizer, "
+                     "pipe.text_encoder, token, initializer='square')")
+    return bool(answer == len(set(tokens)) * pipe.text_encoder.config.hidden_size)
+
+
+def lora_on_first_to_k(answer, *, unet, rank: int) -> bool:
+    """07.2: `answer` is how many numbers a LoRA of the learner's `rank` adds to the first cross-attention key
+    projection of `unet` (the first module whose name ends in attn2.to_k): r x (in + out), for A (r x in) and B
+    (out x r) (Hu et al., 2021, Sec. 4.1, arXiv:2106.09685). Reads the layer inside a peft wrapper too."""
+    if not _is_int(rank) or rank < 1:
+        return _note("choose rank_2, a LoRA rank of at least 1")
+    to_k = next(module for name, module in unet.named_modules() if name.endswith("attn2.to_k"))
+    layer = getattr(to_k, "base_layer", to_k)
+    return bool(answer == rank * (layer.in_features + layer.out_features))
+
+
+class _LoraProbe(torch.nn.Module):
+    """One linear layer for `merged_by_hand` to put a LoRA of its own on."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = torch.nn.Linear(12, 10)
+
+
+def merged_by_hand(answer: Callable, *, unet) -> bool:
+    """07.3: the learner's `answer(layer)` merges a peft LoRA layer into one weight matrix, W' = W + (lora_alpha / r)
+    B A (Hu et al., 2021, Sec. 4.1, arXiv:2106.09685): compared with W + peft's own `get_delta_weight` on every LoRA
+    linear layer of `unet`, and on a layer of the check's own whose lora_alpha / r is 3, not 1."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    layers = [m for m in unet.modules() if hasattr(m, "lora_A") and "default" in m.lora_A]
+    if not layers:
+        return _note("unet holds no LoRA adapter: run section 4 first")
+    with torch.random.fork_rng(devices=[]):  # random A and B (init_lora_weights=False), the learner's RNG untouched
+        torch.manual_seed(707)
+        probe = inject_adapter_in_model(LoraConfig(r=2, lora_alpha=6, init_lora_weights=False,
+                                                   target_modules=["proj"]), _LoraProbe())
+    for layer in [*layers, probe.proj]:
+        base = layer.get_base_layer()
+        if not isinstance(base, torch.nn.Linear):
+            continue
+        with torch.no_grad():
+            expected = base.weight.float() + layer.get_delta_weight("default").float()   # (out, in)
+            got = answer(layer)
+        if not (isinstance(got, torch.Tensor) and got.shape == expected.shape
+                and torch.allclose(got.detach().float().to(expected.device), expected, rtol=1e-4, atol=1e-6)):
+            return False
+    return True
+
+
 # --------------------------------------------------------------------------- 08 beyond
 
 def img2img_steps(answer, *, pipe, strength: float, num_inference_steps: int) -> bool:
@@ -213,10 +542,6 @@ def img2img_steps(answer, *, pipe, strength: float, num_inference_steps: int) ->
         return _note(f"at strength {strength} not one of {num_inference_steps} steps runs: choose a higher strength")
     ran, first = answer
     return bool(ran == steps and first == int(timesteps[0]))
-
-
-def _plain(value):
-    return list(value) if isinstance(value, (list, tuple)) else value
 
 
 def inpainting_unet(answer, *, pipe) -> bool:

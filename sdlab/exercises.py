@@ -83,6 +83,16 @@ class Exercise:
 
 
 EXERCISES: dict[str, Exercise] = {
+    "00.1": Exercise(exercise_checks.latent_numbers,
+                     "make one image of your size with sdlab.generate(..., height=..., width=..., "
+                     "output_type='latent') and count the numbers of its .images with .numel()"),
+    "00.2": Exercise(exercise_checks.unet_calls_of_your_scheduler,
+                     "run trace_shapes(pipe, world_prompt, steps=steps_2) inside "
+                     "`with engines.use_scheduler(pipe, scheduler_2):` and read 'unet_calls'; guidance doubles the "
+                     "batch, not the calls"),
+    "00.3": Exercise(exercise_checks.text_encoder_swap,
+                     "the UNet sees the text only as encoder_hidden_states (section 3): swap what makes them, and "
+                     "change the one UNet config value that section 2 compared with the text encoder's width"),
     "01.1": Exercise(exercise_checks.tokens_of_your_prompt,
                      "count every piece of every word (tokenizer.tokenize lists them); BOS and EOS are not counted"),
     "01.2": Exercise(exercise_checks.position_of_your_word,
@@ -102,6 +112,32 @@ EXERCISES: dict[str, Exercise] = {
     "02.3": Exercise(exercise_checks.structure_left,
                      "noise both at t_3; r_pixels = correlation(pool(x_t), pool(x0)), "
                      "r_latents = correlation(z_t, z0), without pool"),
+    "03.1": Exercise(exercise_checks.noise_from_x0,
+                     "start from the forward jump of section 1 and solve it for the noise; alphas_cumprod[t] is "
+                     "alpha_bar_t, and x0 is given"),
+    "03.2": Exercise(exercise_checks.ddim_sigmas,
+                     "one sigma per timestep of your own run, in its order; the previous timestep is "
+                     "t - num_train_timesteps // steps_2, and after the last step diffusers uses final_alpha_cumprod"),
+    "03.3": Exercise(exercise_checks.first_step_matters,
+                     "per spacing: DDIMScheduler.from_config(tiny.scheduler.config, timestep_spacing=spacing), set "
+                     "to steps_3 steps, gives the first timestep; measure(spacing, [steps_3])[steps_3] the adherence"),
+    "04.1": Exercise(exercise_checks.vae_compression,
+                     "build AutoencoderKL.from_config({**vae.config, 'latent_channels': channels_1}), encode a small "
+                     "image with it, and give compression_factor the image's and the latents' shapes, batch left out"),
+    "04.2": Exercise(exercise_checks.psnr_of_your_factor,
+                     "decode `generated` as section 3 does, with multiplier_2 * scaling_factor, and compare it with "
+                     "`right` using psnr: one value per prompt"),
+    "04.3": Exercise(exercise_checks.lerp_norms,
+                     "for each pair (s, s2): norm(lerp(noise(s), noise(s2), t_3)); then the mean of those norms"),
+    "05.1": Exercise(exercise_checks.noise_predictions,
+                     "hook pipe.unet (register_forward_hook) and add up args[0].shape[0] over every call of one "
+                     "pipe(prompt, ...) with your steps and guidance; at some guidance scales diffusers skips a half"),
+    "05.2": Exercise(exercise_checks.guidance_rescaled,
+                     "one standard deviation per image, over its channels, height and width (keepdim=True, so that it "
+                     "broadcasts), not one for the whole batch; with guidance_rescale = 0 it is plain eq. 6"),
+    "05.3": Exercise(exercise_checks.scheduler_per_unet_call,
+                     "count with a forward hook on tiny.unet while bench.adherence runs inside "
+                     "engines.use_scheduler(tiny, trailing(scheduler_3, tiny.scheduler)), all prompts in one batch"),
     "06.1": Exercise(exercise_checks.first_full_weight,
                      "compute the weights for your gamma as `weights` was computed in section 1, "
                      "then look up the first t where they equal 1 -- in the tensor, not on the plot"),
@@ -111,6 +147,15 @@ EXERCISES: dict[str, Exercise] = {
     "06.3": Exercise(exercise_checks.zero_noise_loss,
                      "replace only noise_pred, keep the plain loss (snr_gamma=None), and pass a fresh "
                      "torch.Generator().manual_seed(seed_3)"),
+    "07.1": Exercise(exercise_checks.placeholder_numbers,
+                     "add each token with finetune.add_placeholder_token(pipe.tokenizer, pipe.text_encoder, token, "
+                     "initializer='square'), and compare the embedding table's shape before and after"),
+    "07.2": Exercise(exercise_checks.lora_on_first_to_k,
+                     "the first name in pipe.unet.named_modules() that ends in 'attn2.to_k'; the Linear may sit in "
+                     "its .base_layer; section 4 says what a LoRA adds per layer, from in_features and out_features"),
+    "07.3": Exercise(exercise_checks.merged_by_hand,
+                     "peft keeps lora_alpha / r in layer.scaling['default'] (not always 1); B A must have W's shape, "
+                     "(out, in)"),
     "08.1": Exercise(exercise_checks.img2img_steps,
                      "use DDIM as strength_sweep does; append int(t) in callback_on_step_end, "
                      "then count the list and take its first entry"),
