@@ -27,7 +27,7 @@ from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import resca
 
 from .attention import mass_inside
 from .schedule import first_timestep_below, snr
-from .stats import mean_interval, wilson_interval
+from .stats import mean_interval, rate_of
 from .text import prompt_embeds, token_position
 
 Z999 = 3.29  # two-sided 99.9 %: a right answer fails a statistical check about once in 1000 tries
@@ -73,7 +73,8 @@ def _count_of(rate, n: int) -> int | None:
 
 
 def _rate_line(rate: float, n: int) -> str:
-    low, high = wilson_interval(round(rate * n), n)
+    """A measured rate with its 95 % (Wilson) interval, as the notebooks print them."""
+    _, low, high = rate_of(rate, n)
     return f"{100 * rate:.0f}% [95% interval {100 * low:.0f}-{100 * high:.0f}%]"
 
 
@@ -105,7 +106,8 @@ def unet_calls_of_your_scheduler(answer, *, pipe, scheduler, num_inference_steps
     return bool(answer == len(_timesteps(probe, num_inference_steps)))
 
 
-T5_XXL_WIDTH = 4096  # the width of T5-XXL's encoder output (Raffel et al., 2020), which Imagen conditions on
+T5_XXL_WIDTH = 4096  # T5-XXL's width (T5 v1.1, after Raffel et al., 2020), whose encoder Imagen and DeepFloyd IF
+                     # condition on
 UNET_LAYOUT = ("in_channels", "out_channels", "sample_size", "block_out_channels", "down_block_types",
                "up_block_types", "layers_per_block")
 
@@ -114,9 +116,9 @@ def text_encoder_swap(answer, *, pipe) -> bool:
     """00.3: `answer` is (the names of the pipeline's components to swap for T5-XXL's, a UNet that reads its
     4096-wide `prompt_embeds`): the tokenizer and the text encoder (T5 has its own vocabulary), and this pipeline's
     UNet with its text width changed, the rest of its layout unchanged -- either `cross_attention_dim` (every
-    cross-attention's to_k and to_v then take 4096 inputs) or `encoder_hid_dim` (a projection from 4096 to the
-    attention's width in front of it, as DeepFloyd IF's UNet has). Prints both UNets' parameter counts, which can
-    be counted on the meta device too."""
+    cross-attention's to_k and to_v then take 4096 inputs) or `encoder_hid_dim` (a linear projection of the text
+    from 4096 to the attention's width, which DeepFloyd IF's UNet has too). Prints both UNets' parameter counts,
+    which can be counted on the meta device too."""
     names, unet = answer
     names = {names} if isinstance(names, str) else set(names)
     if not names <= set(pipe.components):

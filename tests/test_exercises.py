@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sdlab import shapes, tiny
+from sdlab import finetune, shapes, tiny
 from sdlab.exercises import CORRECT, EXERCISES, NOT_ATTEMPTED, WRONG, check, check_answer
 
 
@@ -33,9 +33,9 @@ def test_verdict_is_printed_once_not_shown_again_as_the_cells_value(capsys):
 
 # --------------------------------------------------------------------------- the registered checks
 
-def verdicts(name, right, wrong, **context):
+def verdicts(name, right_answer, wrong_answer, /, **context):
     """The verdicts on no answer, a right one and a wrong one."""
-    return tuple(check(name, answer, **context) for answer in (None, right, wrong))
+    return tuple(check(name, answer, **context) for answer in (None, right_answer, wrong_answer))
 
 
 EXPECTED = (NOT_ATTEMPTED, CORRECT, WRONG)
@@ -57,6 +57,39 @@ def test_an_unknown_exercise_or_context_fails_at_once(capsys):
         check("08.3", None, mask=None, pipe=None)                    # a context the check does not take
     check("06.1", None, noise_scheduler=None, gamma=None)
     assert capsys.readouterr().out == f"Exercise 1: {NOT_ATTEMPTED}\n"  # "NN.k" is printed as "Exercise k"
+
+
+def test_00_1_latent_numbers(tiny_pipe):
+    context = {"pipe": tiny_pipe, "height": 64, "width": 128}
+    assert verdicts("00.1", 4 * 8 * 16, 4 * 8 * 8, **context) == EXPECTED      # 4 channels of (64 / 8) x (128 / 8)
+    assert check("00.1", 4 * 8 * 8, pipe=tiny_pipe, height=64, width=64) == WRONG  # square: section 3 printed it
+    assert check("00.1", 4 * 8 * 16, pipe=tiny_pipe, height=64, width=130) == WRONG  # not a multiple of 8
+
+
+def test_00_2_unet_calls_of_your_scheduler(tiny_pipe):
+    from diffusers import DDIMScheduler, HeunDiscreteScheduler
+
+    heun = HeunDiscreteScheduler.from_config(tiny_pipe.scheduler.config)
+    context = {"pipe": tiny_pipe, "num_inference_steps": 7}
+    assert verdicts("00.2", 2 * 7 - 1, 7, scheduler=heun, **context) == EXPECTED   # Heun corrects all but the last
+    assert check("00.2", 13, scheduler=HeunDiscreteScheduler, **context) == CORRECT  # a class will do
+    assert check("00.2", 7, scheduler=DDIMScheduler, **context) == WRONG            # the pipeline's own
+
+
+def test_00_3_text_encoder_swap(tiny_pipe):
+    from diffusers import UNet2DConditionModel
+
+    config = dict(tiny_pipe.unet.config)
+    with torch.device("meta"):                                      # shapes only, no memory
+        wide = UNet2DConditionModel.from_config({**config, "cross_attention_dim": 4096})
+        projected = UNet2DConditionModel.from_config({**config, "encoder_hid_dim": 4096})
+        unchanged = UNet2DConditionModel.from_config(config)
+        wider_too = UNet2DConditionModel.from_config({**config, "cross_attention_dim": 4096, "out_channels": 8})
+    swap = {"tokenizer", "text_encoder"}
+    assert verdicts("00.3", (swap, wide), (swap, unchanged), pipe=tiny_pipe) == EXPECTED
+    assert check("00.3", (swap, projected), pipe=tiny_pipe) == CORRECT      # DeepFloyd IF's way: project the text
+    assert check("00.3", ({"text_encoder"}, wide), pipe=tiny_pipe) == WRONG  # T5 has its own vocabulary
+    assert check("00.3", (swap, wider_too), pipe=tiny_pipe) == WRONG         # only the text width changes
 
 
 def test_01_1_tokens_of_your_prompt(tiny_pipe):
@@ -141,6 +174,122 @@ def test_02_3_structure_left(tiny_pipe):
     assert check("02.3", by_hand(600), **{**context, "t": 600}) == WRONG  # outside the window
 
 
+def test_03_1_noise_from_x0(tiny_pipe):
+    a = tiny_pipe.scheduler.alphas_cumprod
+
+    def right(x_t, x0, t):
+        return (x_t - a[t].sqrt() * x0) / (1 - a[t]).sqrt()
+
+    def without_sqrt(x_t, x0, t):
+        return (x_t - a[t] * x0) / (1 - a[t])
+
+    assert verdicts("03.1", right, without_sqrt, pipe=tiny_pipe) == EXPECTED
+    assert check("03.1", lambda x_t, x0, t: None, pipe=tiny_pipe) == WRONG  # the unfinished stub
+
+
+def test_03_2_ddim_sigmas(tiny_pipe):
+    from diffusers import DDIMScheduler
+
+    ddim = DDIMScheduler.from_config(tiny_pipe.scheduler.config)
+    ddim.set_timesteps(10)
+    a = ddim.alphas_cumprod
+
+    def sigma(t, prev):                                             # eq. 16 with eta = 1
+        a_prev = a[prev] if prev >= 0 else ddim.final_alpha_cumprod
+        return float(((1 - a_prev) / (1 - a[t]) * (1 - a[t] / a_prev)).sqrt())
+
+    right = [sigma(t, t - 100) for t in ddim.timesteps.tolist()]  # 10 steps: the previous timestep is 100 back
+    jump_of_25 = [sigma(t, t - 40) for t in ddim.timesteps.tolist()]
+    assert verdicts("03.2", right, jump_of_25, pipe=tiny_pipe, num_inference_steps=10) == EXPECTED
+    assert check("03.2", right[::-1], pipe=tiny_pipe, num_inference_steps=10) == WRONG  # in the order they run
+    assert check("03.2", right[:1], pipe=tiny_pipe, num_inference_steps=1) == WRONG     # one step is no run
+
+
+def test_03_3_first_step_matters(tiny_pipe, capsys):
+    from diffusers import DDIMScheduler
+
+    def first(spacing):
+        scheduler = DDIMScheduler.from_config(tiny_pipe.scheduler.config, timestep_spacing=spacing)
+        scheduler.set_timesteps(3)
+        return int(scheduler.timesteps[0])
+
+    assert (first("leading"), first("linspace"), first("trailing")) == (667, 999, 999)
+    right = {spacing: (first(spacing), rate) for spacing, rate in
+             {"leading": 0.25, "linspace": 0.7, "trailing": 0.75}.items()}  # counts out of 20
+    baseline = {1: 0.05, 2: 0.2, 5: 0.8, 10: 0.95, 25: 1.0, 50: 1.0}
+    context = {"pipe": tiny_pipe, "num_inference_steps": 3, "n_prompts": 20, "baseline": baseline}
+    assert verdicts("03.3", right, {**right, "leading": (999, 0.25)}, **context) == EXPECTED
+    assert "95% interval" in capsys.readouterr().out
+    assert check("03.3", {**right, "linspace": (999, 0.71)}, **context) == WRONG       # not a count out of 20
+    assert check("03.3", right, **{**context, "num_inference_steps": 5}) == WRONG     # section 6 measured 5
+
+
+def test_04_1_vae_compression(tiny_pipe):
+    assert verdicts("04.1", 3 * 8 * 8 / 16, 48.0, pipe=tiny_pipe, channels=16) == EXPECTED
+    assert check("04.1", 48.0, pipe=tiny_pipe, channels=4) == WRONG  # this VAE's own: section 1 printed it
+
+
+def test_04_2_psnr_of_your_factor(tiny_pipe):
+    from sdlab.latents import decode, psnr
+
+    latents = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(4))
+    right = decode(tiny_pipe, latents)
+    factor = tiny_pipe.vae.config.scaling_factor
+    yours = psnr(decode(tiny_pipe, latents, scaling_factor=1.5 * factor), right)   # one value per image
+    context = {"pipe": tiny_pipe, "latents": latents, "right": right, "multiplier": 1.5,
+               "tried": [0.25, 0.5, 1.0, 2.0, 4.0]}
+    assert verdicts("04.2", yours, yours + 1, **context) == EXPECTED
+    assert check("04.2", yours.mean(), **context) == WRONG                          # one per image, not the mean
+    assert check("04.2", yours, **{**context, "multiplier": 2.0}) == WRONG         # section 3 tried it
+
+
+def test_04_3_lerp_norms(tiny_pipe):
+    pairs = [(2 * i, 2 * i + 1) for i in range(100)]
+
+    def noise(seed):
+        return torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(seed))
+
+    mean = float(np.mean([float(torch.lerp(noise(a), noise(b), 0.3).norm()) / 16 for a, b in pairs]))  # sqrt(256)
+    assert abs(mean - math.sqrt(0.7**2 + 0.3**2)) < 0.02              # near orthogonal: Pythagoras
+    context = {"pipe": tiny_pipe, "seed_pairs": pairs, "t": 0.3}
+    assert verdicts("04.3", mean, mean * 1.01, **context) == EXPECTED
+    assert check("04.3", mean, **{**context, "seed_pairs": pairs[:50]}) == WRONG  # too few pairs
+    assert check("04.3", mean, **{**context, "t": 0.5}) == WRONG                 # section 5 printed it
+
+
+def test_05_1_noise_predictions(tiny_pipe):
+    context = {"pipe": tiny_pipe, "num_inference_steps": 10}
+    assert verdicts("05.1", 20, 10, guidance_scale=4.0, **context) == EXPECTED   # DDIM: 10 calls on 2 latents
+    assert check("05.1", 10, guidance_scale=1.0, **context) == CORRECT           # w = 1: no unconditional half
+    assert check("05.1", 50, pipe=tiny_pipe, num_inference_steps=25, guidance_scale=4.0) == WRONG  # printed
+
+
+def test_05_2_guidance_rescaled(tiny_pipe):
+    def guided(uncond, text, w, phi):
+        cfg = uncond + w * (text - uncond)
+        dims = list(range(1, cfg.ndim))
+        return phi * cfg * text.std(dim=dims, keepdim=True) / cfg.std(dim=dims, keepdim=True) + (1 - phi) * cfg
+
+    def one_spread_for_the_batch(uncond, text, w, phi):
+        cfg = uncond + w * (text - uncond)
+        return phi * cfg * text.std() / cfg.std() + (1 - phi) * cfg
+
+    assert verdicts("05.2", guided, one_spread_for_the_batch, pipe=tiny_pipe) == EXPECTED
+    assert check("05.2", lambda uncond, text, w, phi: uncond + w * (text - uncond), pipe=tiny_pipe) == WRONG
+
+
+def test_05_3_scheduler_per_unet_call(tiny_pipe, capsys):
+    from diffusers import DDIMScheduler, HeunDiscreteScheduler
+
+    section_5 = {DDIMScheduler: {3: 0.4, 5: 0.7, 10: 1.0}}
+    context = {"pipe": tiny_pipe, "scheduler": HeunDiscreteScheduler, "num_inference_steps": 5, "n_prompts": 20,
+               "section_5": section_5}
+    assert verdicts("05.3", (0.85, 2 * 5 - 1), (0.85, 5), **context) == EXPECTED  # Heun: 2 calls a step, last 1
+    assert "95% interval" in capsys.readouterr().out
+    assert check("05.3", (0.7, 5), **{**context, "scheduler": DDIMScheduler}) == WRONG  # section 5 measured it
+    assert check("05.3", (0.86, 9), **context) == WRONG                                  # not a count out of 20
+
+
 def test_06_1_first_full_weight():
     noise_scheduler = tiny.build_noise_scheduler()
     a = noise_scheduler.alphas_cumprod
@@ -168,6 +317,50 @@ def test_06_3_zero_noise_loss():
     right = float(((torch.zeros_like(noise) - noise) ** 2).mean(dim=(1, 2, 3)).mean())
     assert verdicts("06.3", right, right + 0.01, latents=latents, seed=3) == EXPECTED
     assert check("06.3", right, latents=latents, seed=4) == WRONG      # another seed, other noise
+
+
+def test_07_1_placeholder_numbers():
+    from types import SimpleNamespace
+
+    pipe = SimpleNamespace(tokenizer=tiny.load_tokenizer(), text_encoder=tiny.build_text_encoder())  # a fresh copy
+    tokens = ["<test-0>", "<test-1>", "<test-2>"]
+    for token in tokens:
+        finetune.add_placeholder_token(pipe.tokenizer, pipe.text_encoder, token, initializer="square")
+    width = pipe.text_encoder.config.hidden_size
+    assert verdicts("07.1", 3 * width, 3, pipe=pipe, tokens=tokens) == EXPECTED   # a row per token, not a number
+    assert check("07.1", 4 * width, pipe=pipe, tokens=[*tokens, "<not-added>"]) == WRONG
+
+
+def test_07_2_lora_on_first_to_k(tiny_pipe):
+    to_k = next(module for name, module in tiny_pipe.unet.named_modules() if name.endswith("attn2.to_k"))
+    layer = getattr(to_k, "base_layer", to_k)
+    assert layer.in_features == tiny_pipe.unet.config.cross_attention_dim      # it reads the text
+    right = 4 * (layer.in_features + layer.out_features)                         # A: 4 x in, B: out x 4
+    assert verdicts("07.2", right, 4 * layer.in_features * layer.out_features, unet=tiny_pipe.unet, rank=4) == EXPECTED
+
+
+def test_07_3_merged_by_hand(tiny_pipe):
+    pytest.importorskip("peft")
+    from diffusers import UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_config(tiny_pipe.unet.config)   # a fresh UNet: the shared pipe stays as it is
+    finetune.add_lora(unet, rank=2)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in unet.named_parameters():
+            if "lora_B" in name:
+                p.normal_(generator=g)                                # B starts at zero: give it something to merge
+
+    def merged(layer):
+        A, B = layer.lora_A["default"].weight, layer.lora_B["default"].weight
+        return layer.base_layer.weight + layer.scaling["default"] * B @ A
+
+    def unscaled(layer):  # right on this UNet, whose lora_alpha is its rank; wrong on the check's own layer
+        return layer.base_layer.weight + layer.lora_B["default"].weight @ layer.lora_A["default"].weight
+
+    assert verdicts("07.3", merged, unscaled, unet=unet) == EXPECTED
+    assert check("07.3", lambda layer: layer.base_layer.weight, unet=unet) == WRONG  # the adapter left out
+    assert check("07.3", merged, unet=UNet2DConditionModel.from_config(tiny_pipe.unet.config)) == WRONG  # no LoRA
 
 
 def test_08_1_img2img_steps(tiny_pipe):
