@@ -6,7 +6,8 @@ and works the right answer out from them. No answer is written down here, so a n
 not its solution, and the checks hold on every engine: the tiny one, the SD-shaped one with random weights, and
 SD v1.5. A check returns whether the answer is right; when the learner's *choice* does not fit the task, it
 prints a note that says what to change (never the answer). Each is cheap: the text encoder once or twice, a
-scheduler, a model built on the meta device, the VAE decoder on a few latents, small tensors -- no UNet call. Where
+scheduler, a model built on the meta device, the VAE decoder on a few latents, small tensors -- no UNet call but
+one (08.4 generates one image, to measure the learner's pair of objects again). Where
 the learner's result needs the UNet (a measured adherence), the check recomputes what it can without it and checks
 that the rest is consistent: a count out of the prompts measured, printed with its 95 % interval and its baseline.
 
@@ -25,7 +26,7 @@ import torch
 from diffusers import DDIMScheduler, SchedulerMixin, StableDiffusionImg2ImgPipeline
 from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg, retrieve_timesteps
 
-from .attention import mass_inside
+from .attention import mass_inside, pair_attention
 from .schedule import first_timestep_below, snr
 from .stats import mean_interval, rate_of
 from .text import prompt_embeds, token_position
@@ -572,3 +573,21 @@ def uniform_share(answer, *, mask) -> bool:
     expected = [float(mask.mean()), mass_inside(torch.ones(8, 8), mask)]
     got = np.asarray(answer, dtype=float)
     return got.shape == (2,) and bool(np.allclose(got, expected, rtol=1e-3, atol=1e-4))
+
+
+def own_and_other(answer, *, pipe, pair) -> bool:
+    """08.4: `answer` is (own, other): the attention ratio of the first object's colour word on its own object and
+    on the other object of the learner's `pair` -- two `shapes.Thing`s of one colour on opposite sides -- as
+    `attention.pair_attention(pipe, [pair], seed=0)` measures it. The one check that generates (one image)."""
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+        return _note("set exercise_pair to two shapes.Thing(...)s")
+    first, second = pair
+    if first.colour != second.colour:
+        return _note("give both objects one colour: the question is whether two equal words find their own objects")
+    if {first.position, second.position} not in ({"left", "right"}, {"top", "bottom"}):
+        return _note("put the two objects on opposite sides: left and right, or top and bottom")
+    binding = pair_attention(pipe, [tuple(pair)], seed=0)
+    if not len(binding["own"]["colour"]):
+        return _note("the model did not draw both objects for this pair and seed: try another pair")
+    expected = (binding["own"]["colour"][0], binding["other"]["colour"][0])
+    return bool(np.allclose(np.asarray(answer, dtype=float), expected, rtol=0.05))

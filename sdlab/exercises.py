@@ -165,6 +165,9 @@ EXERCISES: dict[str, Exercise] = {
     "08.3": Exercise(exercise_checks.uniform_share,
                      "the area is the mask's mean; for the share inside, give attention.mass_inside a map whose "
                      "cells are all equal, and your mask"),
+    "08.4": Exercise(exercise_checks.own_and_other,
+                     "pair_attention returns arrays over the objects it measured; the first object's colour word "
+                     "is element 0 of binding['own']['colour'] and of binding['other']['colour']"),
 }
 
 

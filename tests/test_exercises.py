@@ -391,3 +391,14 @@ def test_08_3_uniform_share():
     area = float(mask.mean())
     assert verdicts("08.3", (area, area), (area, 0.25), mask=mask) == EXPECTED
     assert check("08.3", (0.0, 0.0), mask=np.zeros((64, 64), bool)) == WRONG  # no object
+
+
+def test_08_4_own_and_other(tiny_pipe):
+    from sdlab import attention
+
+    pair = (shapes.Thing("red", "circle", "left", "large"), shapes.Thing("red", "square", "right", "large"))
+    binding = attention.pair_attention(tiny_pipe, [pair], seed=0)
+    right = (binding["own"]["colour"][0], binding["other"]["colour"][0])
+    assert verdicts("08.4", right, (right[1], right[0]), pipe=tiny_pipe, pair=pair) == EXPECTED
+    different = (pair[0], shapes.Thing("blue", "square", "right", "large"))
+    assert check("08.4", right, pipe=tiny_pipe, pair=different) == WRONG  # the task asks for one colour
