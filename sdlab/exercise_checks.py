@@ -27,6 +27,7 @@ from diffusers import DDIMScheduler, SchedulerMixin, StableDiffusionImg2ImgPipel
 from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg, retrieve_timesteps
 
 from .attention import mass_inside, pair_attention
+from .latents import decode, psnr
 from .schedule import first_timestep_below, snr
 from .stats import mean_interval, rate_of
 from .text import prompt_embeds, token_position
@@ -323,17 +324,13 @@ def psnr_of_your_factor(answer, *, pipe, latents: torch.Tensor, right: torch.Ten
                         tried: Sequence[float]) -> bool:
     """04.2: `answer` holds, image by image, the PSNR in dB -- 10 log10(1 / MSE) for images in [0, 1] -- of
     `latents` decoded with the learner's `multiplier` x the VAE's scaling factor, against `right`, their decoding
-    with the right factor; for a multiplier that section 3 did not try (`tried`). Decodes the latents again with it,
-    one at a time, as `sdlab.latents.decode` does (the VAE's decoder only, no UNet)."""
+    with the right factor; for a multiplier that section 3 did not try (`tried`). Decodes the latents again with it
+    (`sdlab.latents.decode`: the VAE's decoder only, no UNet) and measures with `sdlab.latents.psnr`."""
     if not _is_number(multiplier) or multiplier <= 0 or multiplier == 1 or multiplier in tried:
         return _note(f"choose multiplier_2, a positive number other than 1 and section 3's "
                      f"{', '.join(f'{m:g}' for m in tried)}")
-    vae, factor = pipe.vae, multiplier * pipe.vae.config.scaling_factor
-    with torch.no_grad():
-        decoded = torch.cat([(vae.decode(z[None].to(pipe.device, vae.dtype) / factor).sample.float() / 2 + 0.5)
-                             .clamp(0, 1).cpu() for z in latents])  # (n, 3, H, W) in [0, 1]
-    mse = (decoded - right.float().cpu()).pow(2).flatten(1).mean(1)
-    expected = (10 * torch.log10(1 / mse)).numpy()
+    decoded = decode(pipe, latents, scaling_factor=multiplier * pipe.vae.config.scaling_factor)  # (n, 3, H, W)
+    expected = psnr(decoded, right.float().cpu()).numpy()
     got = np.asarray(answer, dtype=float).ravel()
     return got.shape == expected.shape and bool(np.allclose(got, expected, rtol=1e-3, atol=1e-3))
 

@@ -129,10 +129,10 @@ def text_to_image(pipe, prompt: str | list[str], *, seed: int = 0, num_inference
     height = native_size(pipe) if height is None else height
     width = native_size(pipe) if width is None else width
     check_call(pipe, height, width, num_inference_steps, guidance_scale)
-    batch = len(check_prompt(pipe, prompt))
     guidance = guidance_scale > 1.0
-    # 1. text -> prompt_embeds (2 * batch, 77, d), unconditional half first
+    # 1. text -> prompt_embeds (2 * batch, 77, d), unconditional half first (encode_prompt checks the prompts)
     prompt_embeds = encode_prompt(pipe, prompt, negative_prompt, guidance)
+    batch = len(prompt_embeds) // 2 if guidance else len(prompt_embeds)
     # 2. the scheduler's timesteps, e.g. 961, 921, ..., 1 for 25 DDIM steps
     pipe.scheduler.set_timesteps(num_inference_steps, device=pipe.device)
     # 3. x_T from a CPU generator; stochastic samplers (DDPM, Euler ancestral) draw from it too

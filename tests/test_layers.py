@@ -28,7 +28,7 @@ LAYERS = {
 SAME_LAYER = {
     "sampling": {"latents", "text"}, "editing": {"latents", "sampling"}, "attention": {"grounding", "text"},
     "finetune": {"losses"}, "grounding": set(),
-    "exercise_checks": {"attention", "schedule", "text"}, "exercises": {"exercise_checks"},
+    "exercise_checks": {"attention", "latents", "schedule", "text"}, "exercises": {"exercise_checks"},
     "widgets": {"viz"},
     "sdshaped": {"gpubench"}, "cost": {"sdshaped"}, "bench": {"gpubench"},
 }
