@@ -21,7 +21,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import checks
 from .engines import check_call, native_size
 from .errors import InvalidInputError
 from .images import images_to_tensor
@@ -63,7 +62,7 @@ def inpaint(pipe, image: np.ndarray, mask: np.ndarray, prompt: str, *, seed: int
     if mask.shape != image.shape[:2]:
         raise InvalidInputError(f"mask {mask.shape} must cover the image pixel for pixel: shape {image.shape[:2]}")
     size = native_size(pipe)
-    check_call(pipe, size, size, num_inference_steps, checks.number(guidance_scale, "guidance_scale", low=0))
+    check_call(pipe, size, size, num_inference_steps, guidance_scale)
     device, dtype = pipe.device, pipe.unet.dtype
     generator = torch.Generator("cpu").manual_seed(seed)
     prompt_embeds = encode_prompt(pipe, prompt, None, guidance_scale > 1.0)
