@@ -60,6 +60,18 @@ def plot_rates(ax, steps: Sequence[float], rates: dict[str, Sequence[tuple[float
     return ax
 
 
+def figure_image(fig, dpi: int = 80, close: bool = True) -> Image.Image:
+    """A matplotlib figure as an RGB picture, a chart as one frame of an explorer; closed unless `close=False`
+    (to move a marker and draw the next frame from the same figure)."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    if close:
+        plt.close(fig)
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
 def upscale(image: Image.Image, min_side: int = 256) -> Image.Image:
     """Enlarge small images with nearest-neighbour (64x64 -> 256x256) so pixels stay crisp."""
     factor = max(1, -(-min_side // min(image.size)))
@@ -118,16 +130,16 @@ def show_latent_channels(latents: torch.Tensor, title: str = "The 4 latent chann
     return fig
 
 
-def latents_to_rgb(latents: torch.Tensor, min_side: int = 128) -> Image.Image:
-    """The 4 channels of one latent side by side as a grey-scale strip (for widget frames)."""
+def latents_to_rgb(latents: torch.Tensor, min_side: int = 128, cols: int | None = None) -> Image.Image:
+    """The channels of one latent as grey-scale tiles (grey 0, white positive, black negative, one scale for all),
+    side by side or `cols` to a row (2 makes SD's 4 channels a square), for widget frames."""
     lat = latents.detach().float().cpu()
     lat = lat[0] if lat.ndim == 4 else lat
     vmax = float(lat.abs().max()) or 1.0
     grey = ((lat / vmax + 1) / 2).clamp(0, 1)  # -vmax..vmax -> 0..1
-    gap = torch.ones(grey.shape[1], 1)
-    strip = torch.cat([torch.cat([g, gap], dim=1) for g in grey], dim=1)[:, :-1]
-    image = Image.fromarray((strip.numpy() * 255).astype(np.uint8)).convert("RGB")
-    return upscale(image, min_side)
+    tiles = (grey.numpy() * 255).astype(np.uint8)[..., None].repeat(3, axis=-1)  # (channels, h, w, 3)
+    gap = max(1, tiles.shape[1] // 16)
+    return upscale(Image.fromarray(image_grid(tiles, cols or len(tiles), gap=gap)), min_side)
 
 
 def frame_strip(frames: Sequence[ImageLike], captions: Sequence[str], n: int = 6, title: str | None = None,
@@ -136,25 +148,6 @@ def frame_strip(frames: Sequence[ImageLike], captions: Sequence[str], n: int = 6
     idx = np.unique(np.linspace(0, len(frames) - 1, min(n, len(frames))).round().astype(int))
     return show_images([to_pil(frames[i])[0] for i in idx], [captions[i] for i in idx], suptitle=title,
                        cols=len(idx), size=size)
-
-
-def step_frame(latents: torch.Tensor, current: ImageLike, predicted: ImageLike, side: int = 192) -> Image.Image:
-    """One denoising step as a widget frame: decoded x_t | decoded predicted x_0, the 4 latent channels below."""
-    from PIL import ImageDraw
-
-    panels = [to_pil(im)[0] for im in (current, predicted)]
-    panels = [p.resize((side, side), Image.NEAREST if p.width < side else Image.LANCZOS) for p in panels]
-    strip = latents_to_rgb(latents)
-    strip = strip.resize((2 * side, max(1, round(strip.height * 2 * side / strip.width))), Image.NEAREST)
-    frame = Image.new("RGB", (2 * side, 16 + side + 16 + strip.height), "white")
-    draw = ImageDraw.Draw(frame)
-    draw.text((4, 2), "current latents x_t, decoded", fill="black")
-    draw.text((side + 4, 2), "predicted x_0, decoded", fill="black")
-    frame.paste(panels[0], (0, 16))
-    frame.paste(panels[1], (side, 16))
-    draw.text((4, 18 + side), "latent channels 0 1 2 3 of x_t", fill="black")
-    frame.paste(strip, (0, 32 + side))
-    return frame
 
 
 def heat_overlay(token_map: torch.Tensor, image: np.ndarray, alpha: float = 0.6, top: float = 16.0) -> np.ndarray:

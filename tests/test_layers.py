@@ -21,7 +21,7 @@ LAYERS = {
     "engines": {"engines"},
     "lessons": {"schedule", "text", "latents", "sampling", "editing", "losses", "grounding", "attention",
                 "finetune", "exercise_checks", "exercises"},
-    "presentation": {"viz", "widgets"},
+    "presentation": {"viz", "explorer", "widgets"},
     "tools": {"gpubench", "sdshaped", "cost", "train", "bench"},
     "package": {"__init__"},
 }
@@ -29,7 +29,7 @@ SAME_LAYER = {
     "sampling": {"latents", "text"}, "editing": {"latents", "sampling"}, "attention": {"grounding", "text"},
     "finetune": {"losses"}, "grounding": set(),
     "exercise_checks": {"attention", "latents", "schedule", "text"}, "exercises": {"exercise_checks"},
-    "widgets": {"viz"},
+    "explorer": {"viz"}, "widgets": {"viz", "explorer"},
     "sdshaped": {"gpubench"}, "cost": {"sdshaped"}, "bench": {"gpubench"},
 }
 

@@ -31,11 +31,10 @@ def test_upscale_and_png_bytes_keep_pixels_crisp():
     assert Image.open(io.BytesIO(viz.png_bytes(SCENE))).size == (256, 256)
 
 
-def test_step_frame_lays_out_two_images_and_the_channels():
-    frame = viz.step_frame(torch.randn(1, 4, 8, 8), SCENE, SCENE, side=192)
-    assert frame.width == 384 and frame.height > 16 + 192 + 16
-    left = np.asarray(frame)[16:16 + 192, :192]
-    assert np.array_equal(left[::3, ::3], SCENE)  # 64 -> 192: each pixel a 3x3 block
+def test_latent_channels_tile_as_a_strip_or_a_square():
+    strip = viz.latents_to_rgb(torch.randn(1, 4, 8, 8), min_side=8)
+    square = viz.latents_to_rgb(torch.randn(1, 4, 8, 8), min_side=8, cols=2)
+    assert strip.size == (4 * 8 + 3, 8) and square.size == (2 * 8 + 1, 2 * 8 + 1)
 
 
 def test_heat_overlay_blends_on_a_fixed_scale():
@@ -87,3 +86,10 @@ def test_show_images_wraps_each_line_of_a_title_on_its_own():
     first = [ax.get_title() for ax in fig.axes if ax.images][0]
     assert first.split("\n")[0] == "before" and len(first.split("\n")) >= 3  # the break kept, the rest wrapped
     plt.close(fig)
+
+
+def test_figure_image_turns_a_chart_into_a_frame_and_closes_it():
+    fig, ax = plt.subplots(figsize=(2, 1.5))
+    ax.plot([0, 1], [1, 0])
+    image = viz.figure_image(fig, dpi=50)
+    assert image.size == (100, 75) and image.mode == "RGB" and not plt.fignum_exists(fig.number)

@@ -6,30 +6,29 @@ import numpy as np
 import pytest
 
 from sdlab import InvalidInputError, shapes, viz, widgets
+from sdlab.explorer import Explorer
 
 FRAMES = [shapes.draw([shapes.Thing(c, "circle", "left", "large")]) for c in ("red", "green", "blue")]
 
 
-def test_scrubber_swaps_the_frame_and_caption_when_the_slider_moves():
-    s = widgets.FrameScrubber(FRAMES, ["red", "green", "blue"], title="t", label="step")
-    assert s.image.value == viz.png_bytes(FRAMES[0]) and "red" in s.caption.value
-    s.slider.value = 2
-    assert s.image.value == viz.png_bytes(FRAMES[2]) and "blue" in s.caption.value
-    assert s.play.max == s.slider.max == 2
+def test_a_scrubber_is_one_slider_with_a_caption_per_frame():
+    s = widgets.scrubber(FRAMES, ["red", "green", "blue"], title="t", label="step")
+    assert [d.name for d in s.dials] == ["step"] and s.shape == (3,)
+    assert s.pictures_at(2) == [viz.png_bytes(FRAMES[2], min_side=1)] and s.captions[2] == "blue"
+    assert "blue" in s._repr_html_()
 
 
-def test_comparer_moves_both_sides_together():
-    c = widgets.Comparer(FRAMES, FRAMES[::-1], ["a", "b", "c"], "left", "right")
-    c.left.slider.value = 1
-    assert c.left.image.value == c.right.value == viz.png_bytes(FRAMES[1])
-    c.left.slider.value = 0
-    assert c.right.value == viz.png_bytes(FRAMES[2])
+def test_a_comparer_moves_both_sides_together():
+    c = widgets.comparer(FRAMES, FRAMES[::-1], ["a", "b", "c"], "left", "right")
+    assert c.panes == ["left", "right"]
+    assert c.pictures_at(0) == [viz.png_bytes(FRAMES[0], min_side=1), viz.png_bytes(FRAMES[2], min_side=1)]
+    assert len(c.pictures) == 3  # a picture both sides show is stored once
 
 
 @pytest.mark.parametrize("make", [
-    lambda: widgets.FrameScrubber(FRAMES, ["only one"]),
-    lambda: widgets.FrameScrubber([], []),
-    lambda: widgets.Comparer(FRAMES, FRAMES[:2], ["a", "b", "c"], "l", "r"),
+    lambda: widgets.scrubber(FRAMES, ["only one"]),
+    lambda: widgets.scrubber([], []),
+    lambda: widgets.comparer(FRAMES, FRAMES[:2], ["a", "b", "c"], "l", "r"),
 ])
 def test_mismatched_frames_and_captions_are_refused(make):
     with pytest.raises(InvalidInputError):
@@ -47,6 +46,7 @@ def test_generate_panel_shows_the_image_or_the_error_sentence():
 
     panel = widgets.GeneratePanel(make_image, "a red circle", seed=1, steps=10, guidance=4.0)
     assert panel.generate() == viz.png_bytes(FRAMES[1]) and "seed 1" in panel.status.value
+    assert panel.image.layout.width == "256px"  # drawn at a fixed size, whatever the engine's resolution
     panel.steps.value = 60
     before = panel.image.value
     panel.generate()
@@ -61,9 +61,11 @@ def test_show_functions_also_draw_the_static_figure(monkeypatch):
 
     monkeypatch.setattr(plt, "show", lambda: shown.append(plt.gcf()))
     widgets.show_scrubber(FRAMES, ["a", "b", "c"], title="strip", static_frames=3)
-    assert isinstance(shown[0], widgets.FrameScrubber) and len([a for a in shown[1].axes if a.images]) == 3
+    assert isinstance(shown[0], Explorer) and shown[0].shape == (3,)
+    assert len([a for a in shown[1].axes if a.images]) == 3
     shown.clear()
     widgets.show_comparer(FRAMES, FRAMES, ["a", "b", "c"], "l", "r", title="two rows", static_frames=2)
-    assert isinstance(shown[0], widgets.Comparer) and len([a for a in shown[1].axes if a.images]) == 4
+    assert isinstance(shown[0], Explorer) and len(shown[0].panes) == 2
+    assert len([a for a in shown[1].axes if a.images]) == 4
     assert np.asarray(FRAMES[0]).dtype == np.uint8
     plt.close("all")
