@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from diffusers import DDPMScheduler, StableDiffusionPipeline
 
-from . import checks, shapes
+from . import checks, shapes, stats
 from .errors import InvalidInputError
 from .losses import diffusion_loss
 
@@ -109,10 +109,13 @@ def shape_scores(image: np.ndarray, candidates: Sequence[str] = shapes.SHAPES + 
 
 
 def concept_score(images: np.ndarray, shape: str) -> dict[str, float]:
-    """Over a batch of images: mean IoU with `shape`, and the fraction where `shape` fits best."""
+    """Over a batch of images: mean IoU with `shape` (with the half-width of its 95% Student-t interval), and
+    the fraction where `shape` fits best (with its 95% Wilson interval), out of n images."""
     all_scores = [shape_scores(im) for im in images]
-    return {"iou": float(np.mean([s[shape] for s in all_scores])),
-            "best_fit": float(np.mean([max(s, key=s.get) == shape for s in all_scores]))}
+    iou, iou_halfwidth = stats.mean_interval([s[shape] for s in all_scores])
+    best_fit, low, high = stats.rate([max(s, key=s.get) == shape for s in all_scores])
+    return {"iou": iou, "iou_halfwidth": iou_halfwidth, "best_fit": best_fit, "best_fit_low": low,
+            "best_fit_high": high, "n": len(all_scores)}
 
 
 # --------------------------------------------------------------------------- the training loop

@@ -44,16 +44,23 @@ def image_grid(images: np.ndarray, cols: int, gap: int = 2) -> np.ndarray:
 
 
 def plot_rates(ax, steps: Sequence[float], rates: dict[str, Sequence[tuple[float, float, float]]],
-               chance: dict[str, float] | None = None):
+               chance: dict[str, float] | None = None, dodge: float = 0.012):
     """Rates with their 95% intervals as error bars, one line per key, and dotted chance levels.
 
     Args:
         rates: per key, one (rate, low, high) per step, as `stats.rate` returns.
         chance: per key, the rate guessing would give (drawn in the same colour).
+        dodge: how far apart the series are drawn sideways, as a fraction of the x range (of its logarithm
+            on a log axis: set the scale first), so that equal rates do not hide each other's bars.
     """
+    x = np.asarray(steps, dtype=float)
+    log = ax.get_xscale() == "log"
+    span = float(np.ptp(np.log10(x) if log else x)) or 1.0
     for k, (name, values) in enumerate(rates.items()):
         r, lo, hi = (np.array(v) for v in zip(*values, strict=True))
-        ax.errorbar(steps, r, yerr=[r - lo, hi - r], marker="o", ms=4, capsize=3, color=f"C{k}", label=name)
+        shift = (k - (len(rates) - 1) / 2) * dodge * span
+        xs = x * 10 ** shift if log else x + shift
+        ax.errorbar(xs, r, yerr=[r - lo, hi - r], marker="o", ms=4, capsize=3, color=f"C{k}", label=name)
         if chance and name in chance:
             ax.axhline(chance[name], color=f"C{k}", ls=":", lw=1)
     ax.set_ylim(-0.03, 1.03)
@@ -143,11 +150,12 @@ def latents_to_rgb(latents: torch.Tensor, min_side: int = 128, cols: int | None 
 
 
 def frame_strip(frames: Sequence[ImageLike], captions: Sequence[str], n: int = 6, title: str | None = None,
-                size: float = 2.2):
-    """A static figure of n evenly spaced frames: what a widget shows, for readers without a kernel."""
+                size: float = 2.2, cols: int | None = None):
+    """A static figure of n evenly spaced frames (`cols` to a row; default all in one): what a widget shows,
+    for readers without a kernel. Wide frames (grids of samples) read better larger, two to a row."""
     idx = np.unique(np.linspace(0, len(frames) - 1, min(n, len(frames))).round().astype(int))
     return show_images([to_pil(frames[i])[0] for i in idx], [captions[i] for i in idx], suptitle=title,
-                       cols=len(idx), size=size)
+                       cols=cols or len(idx), size=size)
 
 
 def heat_overlay(token_map: torch.Tensor, image: np.ndarray, alpha: float = 0.6, top: float = 16.0) -> np.ndarray:

@@ -81,13 +81,15 @@ class GeneratePanel:
 
 
 def show_scrubber(frames: Sequence, captions: Sequence[str], title: str, label: str = "frame",
-                  static_frames: int = 6, size: int = 256) -> Explorer:
-    """Display a scrubber and, below it, a static strip of the same frames."""
+                  static_frames: int = 6, size: int = 256, static_size: float = 2.2,
+                  static_cols: int | None = None) -> Explorer:
+    """Display a scrubber (frames `size` px wide) and, below it, a static strip of `static_frames` of them
+    (`static_size` inches wide each, `static_cols` to a row)."""
     import matplotlib.pyplot as plt
 
     explorer = scrubber(frames, captions, title, label, size=size)
     display(explorer)
-    viz.frame_strip(frames, captions, static_frames, title)
+    viz.frame_strip(frames, captions, static_frames, title, size=static_size, cols=static_cols)
     plt.show()
     return explorer
 
