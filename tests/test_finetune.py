@@ -33,7 +33,10 @@ def test_concept_scenes_use_the_new_word():
     images, captions, things = finetune.concept_scenes("diamond", 20, seed=1, word="<diamond>")
     assert images.shape == (20, 64, 64, 3) and len(captions) == len(things) == 20
     assert all("<diamond>" in c and "square" not in c for c in captions)
-    assert finetune.concept_score(images, "diamond")["best_fit"] == 1.0
+    score = finetune.concept_score(images, "diamond")
+    assert score["best_fit"] == 1.0 and score["n"] == 20
+    assert score["best_fit_low"] < 1.0 == score["best_fit_high"]  # 20 of 20: Wilson's interval still leaves doubt
+    assert score["iou_halfwidth"] >= 0 and 0 < score["iou"] <= 1
 
 
 def test_textual_inversion_trains_exactly_one_row(fresh_pipe):
