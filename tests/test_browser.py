@@ -368,10 +368,17 @@ def test_lab_generate_panels_draw_and_fit(lab_page):
         image = panel.query_selector("img")
         assert image is not None, f"{name}: GeneratePanel {b} has no image"
         before = image.get_attribute("src") or ""
+        # as a learner would: a new seed (the panel already shows its first seed's picture), then Generate
+        seed = panel.query_selector("input[type=number]")
+        assert seed is not None, f"{name}: GeneratePanel {b} has no seed box"
+        new_seed = int(seed.input_value() or 0) + 1
+        seed.fill(str(new_seed))
+        seed.press("Enter")
         button.click()
         if not _waited(page, "([img, before]) => (img.getAttribute('src') || '') !== before && img.complete "
                        "&& img.naturalWidth > 0", [image, before], 60, polling=250):
-            pytest.fail(f"{name}: clicking Generate (panel {b}) drew no new picture within 60 s")
+            pytest.fail(f"{name}: with seed {new_seed}, clicking Generate (panel {b}) drew no new picture in 60 s")
+        assert f"seed {new_seed}" in panel.inner_text(), f"{name}: the panel's status does not name seed {new_seed}"
         page.wait_for_timeout(300)
         box = panel.bounding_box()
         assert box and box["width"] <= SCREEN["width"] and box["height"] <= SCREEN["height"], (
