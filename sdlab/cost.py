@@ -91,7 +91,8 @@ def t4_sentence(name: str) -> str:
         why = "its UNet calls are all the tiny engine's" if r["tiny_calls"] else "forward diffusion needs no UNet"
         return f"**On a Colab T4 with SD v1.5:** no calls of SD's UNet ({why}; `python -m sdlab.cost`)."
     minutes = r["t4_seconds"] / 60
-    time = "under a minute" if minutes < 1 else f"about {round(minutes)} minutes"
+    time = ("under a minute" if minutes < 1 else "about a minute" if round(minutes) == 1
+            else f"about {round(minutes)} minutes")
     return (f"**On a Colab T4 with SD v1.5:** {time} of UNet time ({r['unet_calls']} UNet calls on "
             f"{r['latents']} latents at 512x512 in fp16, at most {r['largest_batch']} per call; counted by "
             f"`python -m sdlab.cost` from diffusers' T4 benchmark), plus the first download of the fp16 weights "

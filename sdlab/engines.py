@@ -413,8 +413,8 @@ def generate(pipe: StableDiffusionPipeline, prompt: str | Sequence[str] | None =
             condition on edited embeddings instead of a prompt (notebook 01).
         seed: seeds a fresh CPU `torch.Generator` for this call.
         num_inference_steps: denoising steps (>= 1).
-        guidance_scale: classifier-free guidance weight w (Ho & Salimans, 2022); None picks
-            the engine's default.
+        guidance_scale: classifier-free guidance scale s = 1 + w, w the weight of Ho & Salimans (2022,
+            eq. 6); 1 turns guidance off; None picks the engine's default.
         negative_prompt: what to steer away from (replaces the empty prompt of guidance).
         height, width: image size in pixels, multiples of 8 (default: the engine's native size).
         **kwargs: passed on to the pipeline (e.g. `callback_on_step_end`, `output_type`).

@@ -5,7 +5,8 @@ Latent diffusion (Rombach et al., 2022) generates in four moves:
 1. encode the prompt, and the empty (or negative) prompt, with the CLIP text encoder;
 2. draw Gaussian noise x_T in latent space (batch, 4, h/8, w/8) from a CPU generator;
 3. for each timestep t: predict the noise twice in one batch -- without and with the text --
-   and mix the two with classifier-free guidance (Ho & Salimans, 2022, eq. 6):
+   and mix the two with classifier-free guidance (Ho & Salimans, 2022, eq. 6, written with diffusers'
+   guidance_scale s = 1 + w, the paper's weight w):
        noise_pred = noise_pred_uncond + guidance_scale * (noise_pred_text - noise_pred_uncond)
    then let the scheduler take one step x_t -> x_{t-1} (DDIM: Song et al., 2021, eq. 12);
 4. decode the final latents with the VAE: image = decoder(latents / scaling_factor).
@@ -86,7 +87,7 @@ def guided_noise_pred(pipe, latents: torch.Tensor, t, prompt_embeds: torch.Tenso
     latent_model_input = torch.cat([latents] * 2) if guidance else latents
     latent_model_input = pipe.scheduler.scale_model_input(latent_model_input, t)
     noise_pred = pipe.unet(latent_model_input, t, encoder_hidden_states=prompt_embeds).sample
-    if guidance:  # eq. 6 of Ho & Salimans (2022)
+    if guidance:  # eq. 6 of Ho & Salimans (2022), with guidance_scale = 1 + their w
         noise_pred_uncond, noise_pred_text = noise_pred.chunk(2)
         noise_pred = noise_pred_uncond + guidance_scale * (noise_pred_text - noise_pred_uncond)
     return noise_pred
@@ -123,7 +124,8 @@ def text_to_image(pipe, prompt: str | list[str], *, seed: int = 0, num_inference
     Args:
         pipe: a `StableDiffusionPipeline` (any engine).
         seed: seeds a fresh CPU generator, exactly as `pipe(..., generator=...)` would use it.
-        guidance_scale: w in eq. 6 of Ho & Salimans (2022); <= 1 turns guidance off.
+        guidance_scale: diffusers' s = 1 + w, with w the weight of eq. 6 of Ho & Salimans (2022); s <= 1
+            turns guidance off (the conditional prediction alone, w = 0).
         trajectory: if given, filled with every step's latents and predicted x_0.
     """
     height = native_size(pipe) if height is None else height

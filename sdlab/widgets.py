@@ -27,7 +27,7 @@ def scrubber(frames: Sequence, captions: Sequence[str], title: str = "", label: 
     if len(frames) != len(captions) or not frames:
         raise InvalidInputError(f"a scrubber needs one caption per frame, got {len(frames)} frames and "
                                 f"{len(captions)} captions")
-    return Explorer(title, [Dial(label, [str(i) for i in range(len(frames))], start=start)],
+    return Explorer(title, [Dial(label, [str(i + 1) for i in range(len(frames))], start=start)],
                     frame=lambda i: frames[i], caption=lambda i: captions[i], size=size)
 
 
@@ -36,7 +36,7 @@ def comparer(left: Sequence, right: Sequence, captions: Sequence[str], left_titl
     """Two sets of frames side by side under one slider (e.g. pixel space vs latent space)."""
     if not (len(left) == len(right) == len(captions)) or not captions:
         raise InvalidInputError("a comparer needs the same number of left frames, right frames and captions")
-    return Explorer(title, [Dial(label, [str(i) for i in range(len(captions))])],
+    return Explorer(title, [Dial(label, [str(i + 1) for i in range(len(captions))])],
                     frame=lambda i: (left[i], right[i]), panes=[left_title, right_title],
                     caption=lambda i: captions[i], size=size)
 

@@ -15,7 +15,7 @@ Environment:
     SDLAB_CHROMIUM           the browser (default /usr/bin/chromium: `apt-get update && apt-get install -y chromium`);
                              Playwright never downloads one
     SDLAB_BROWSER_DIR        the notebooks (default notebooks/); JupyterLab runs a temporary copy of them
-    SDLAB_BROWSER_NOTEBOOKS  which of them JupyterLab runs: "all" or a comma list (default 00 and 02)
+    SDLAB_BROWSER_NOTEBOOKS  which of them JupyterLab runs: "all" or a comma list (default 00, 02 and 05)
     SDLAB_BROWSER_TIMEOUT    seconds one notebook may take to run in JupyterLab (default 900)
     SDLAB_BOOK_DIR           the built book (default build/book)
     SDLAB_REQUIRE_BOOK=1     a missing book fails instead of skipping (make test-browser sets it)
@@ -51,7 +51,7 @@ SHOTS = REPO / "build" / "screenshots"
 CHROMIUM = os.environ.get("SDLAB_CHROMIUM", "/usr/bin/chromium")
 SCREEN = {"width": 1280, "height": 800}
 RUN_TIMEOUT_S = float(os.environ.get("SDLAB_BROWSER_TIMEOUT", "900"))
-DEFAULT_NOTEBOOKS = ["00_tour.ipynb", "02_forward_diffusion.ipynb"]
+DEFAULT_NOTEBOOKS = ["00_tour.ipynb", "02_forward_diffusion.ipynb", "05_full_pipeline.ipynb"]  # both Generate panels
 NOT_PAGES = {"genindex.html", "search.html", "py-modindex.html"}
 
 
