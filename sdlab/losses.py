@@ -7,6 +7,8 @@ inversion and LoRA, notebook 07) and notebook 06, which trains a small student w
   Appendix G).
 - `diffusion_loss`: noise prediction, DDPM's simple objective (Ho et al., 2020, eq. 14), with
   optional min-SNR weighting (Hang et al., 2023).
+- `flow_matching_loss`: rectified flow's velocity objective with logit-normal timesteps, SD3's
+  (Esser et al., 2024, Sec. 2-3); `sdlab.flow` has its conversions to and from the other targets.
 - `lr_lambda`: linear warm-up, then cosine decay (Loshchilov & Hutter, 2017).
 
 This module is a lesson helper: it imports no other part of sdlab.
@@ -19,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from diffusers.training_utils import compute_snr
 
-__all__ = ["vae_loss", "diffusion_loss", "lr_lambda"]
+__all__ = ["vae_loss", "diffusion_loss", "flow_matching_loss", "lr_lambda"]
 
 
 def vae_loss(vae, x: torch.Tensor, kl_weight: float, generator: torch.Generator | None = None):
@@ -63,6 +65,27 @@ def diffusion_loss(unet, text_encoder, latents: torch.Tensor, input_ids: torch.T
     weights = torch.clamp(snr, max=snr_gamma) / snr
     per_example = F.mse_loss(noise_pred, noise, reduction="none").mean(dim=(1, 2, 3))
     return (per_example * weights).mean()
+
+
+def flow_matching_loss(unet, text_encoder, latents: torch.Tensor, input_ids: torch.Tensor,
+                       generator: torch.Generator | None = None, logit_mean: float = 0.0, logit_std: float = 1.0,
+                       num_train_timesteps: int = 1000) -> torch.Tensor:
+    """Rectified flow on scaled latents, as SD3 trains (Esser et al., 2024): predict the velocity.
+
+    Symbols: x_0 = `latents`, epsilon = `noise`, t in (0, 1) logit-normal (their Sec. 3.1: t = sigmoid(u),
+    u ~ N(logit_mean, logit_std^2)), x_t = (1 - t) x_0 + t epsilon, target u = epsilon - x_0. The denoiser sees
+    t * num_train_timesteps, the timestep `FlowMatchEulerDiscreteScheduler` hands it when sampling.
+    """
+    # 1. noise and a logit-normal time per example
+    noise = torch.randn(latents.shape, generator=generator).to(latents.device)
+    t = torch.sigmoid(logit_mean + logit_std * torch.randn(latents.shape[0], generator=generator)).to(latents.device)
+    # 2. the straight line from the image to the noise
+    t_ = t.reshape(-1, 1, 1, 1).to(latents.dtype)
+    noisy_latents = (1 - t_) * latents + t_ * noise
+    # 3. predict the velocity from x_t, t and the caption
+    prompt_embeds = text_encoder(input_ids)[0]
+    velocity_pred = unet(noisy_latents, t * num_train_timesteps, encoder_hidden_states=prompt_embeds).sample
+    return F.mse_loss(velocity_pred, noise - latents)
 
 
 def lr_lambda(warmup: int, total: int):

@@ -20,14 +20,14 @@ LAYERS = {
     "foundations": {"checks", "stats", "tiny", "images", "shapes"},
     "engines": {"engines"},
     "lessons": {"schedule", "text", "latents", "sampling", "editing", "losses", "grounding", "attention",
-                "finetune", "exercise_checks", "exercises"},
+                "finetune", "flow", "exercise_checks", "exercises"},
     "presentation": {"viz", "explorer", "widgets"},
     "tools": {"gpubench", "sdshaped", "cost", "train", "bench"},
     "package": {"__init__"},
 }
 SAME_LAYER = {
     "sampling": {"latents", "text"}, "editing": {"latents", "sampling"}, "attention": {"grounding", "text"},
-    "finetune": {"losses"}, "grounding": set(),
+    "finetune": {"losses"}, "grounding": set(), "flow": set(),
     "exercise_checks": {"attention", "latents", "schedule", "text"}, "exercises": {"exercise_checks"},
     "explorer": {"viz"}, "widgets": {"viz", "explorer"},
     "sdshaped": {"gpubench"}, "cost": {"sdshaped"}, "bench": {"gpubench"},
