@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .errors import InvalidInputError
-from .viz import show_images, to_pil
+from .viz import evenly_spaced, show_images, to_pil
 
 KINDS = ("slider", "buttons", "menu")
 
@@ -110,8 +110,8 @@ class Explorer:
         self.captions: list[str] = []
         self.frames: list[tuple] = []     # per setting, the images as given (for the static figure)
         self.sizes: list[tuple[int, int]] = []  # per pane, (width, height) on screen
-        seen_objects: dict[int, int] = {}
-        seen_bytes: dict[bytes, int] = {}
+        by_object: dict[int, int] = {}   # a picture given again as the same object is not encoded again
+        by_bytes: dict[bytes, int] = {}   # nor stored twice when two objects encode alike
         for ix in itertools.product(*(range(n) for n in self.shape)):
             images = _as_tuple(frame(*ix))
             if len(images) != len(self.panes):
@@ -119,13 +119,14 @@ class Explorer:
                                         f"({self.panes})")
             row = []
             for image in images:
-                if id(image) not in seen_objects:
+                if id(image) not in by_object:   # ids stay unique: `frames` keeps every object alive
                     data, mime = encode_picture(image, size)
-                    seen_objects[id(image)] = seen_bytes.setdefault(data, len(seen_bytes))
-                    if len(seen_bytes) > len(self.pictures):
+                    if data not in by_bytes:
+                        by_bytes[data] = len(self.pictures)
                         self.pictures.append(data)
                         self.mimes.append(mime)
-                row.append(seen_objects[id(image)])
+                    by_object[id(image)] = by_bytes[data]
+                row.append(by_object[id(image)])
             self.frames.append(images)
             self.table.append(row)
             self.captions.append(str(self._caption(*ix)))
@@ -201,31 +202,22 @@ class Explorer:
                               f"{len(self.table)} settings, {len(self.pictures)} pictures)"}
 
     # -- the static figure --------------------------------------------------------------------------
-    def figure(self, rows: int, cols: int | None = None, pane: int = 0, max_cols: int = 6,
-               row_values: Sequence[int] | None = None, col_values: Sequence[int] | None = None, **show):
-        """A static grid of one pane: dial `rows` down and dial `cols` across (or one row over dial `rows`), each
-        evenly thinned to `max_cols` values unless `row_values`/`col_values` name them, every other dial at its
-        start value. Returns the matplotlib figure (`show` goes to `viz.show_images`)."""
-        import numpy as np
-
-        def picks(k, chosen):
-            if chosen is not None:
-                return list(chosen)
-            n = self.shape[k]
-            return [int(i) for i in np.unique(np.linspace(0, n - 1, min(n, max_cols)).round())]
-
+    def figure(self, rows: int, cols: int, pane: int = 0, max_cols: int = 6, row_values: Sequence[int] | None = None,
+               col_values: Sequence[int] | None = None, **show):
+        """A static grid of one pane: dial `rows` down and dial `cols` across, each evenly thinned to `max_cols`
+        values unless `row_values`/`col_values` name them, every other dial at its start value. Returns the
+        matplotlib figure (`show` goes to `viz.show_images`)."""
+        down = list(row_values) if row_values is not None else evenly_spaced(self.shape[rows], max_cols)
+        across = list(col_values) if col_values is not None else evenly_spaced(self.shape[cols], max_cols)
         setting = [d.start for d in self.dials]
-        across = rows if cols is None else cols
-        down = [setting[rows]] if cols is None else picks(rows, row_values)
         images, titles = [], []
         for r in down:
-            for c in picks(across, col_values if cols is not None else row_values):
-                setting[rows] = r
-                setting[across] = c
+            for c in across:
+                setting[rows], setting[cols] = r, c
                 images.append(self.frames[self.index(*setting)][pane])
                 titles.append(self.captions[self.index(*setting)])
         return show_images(images, titles, suptitle=f"{self.title} ({self.panes[pane] or 'frames'})",
-                           cols=len(images) // len(down), **show)
+                           cols=len(across), **show)
 
 
 # Reads the dials, looks the setting up in the table, swaps each pane's picture. Runs once per explorer;

@@ -11,7 +11,7 @@ inversion and LoRA, notebook 07) and notebook 06, which trains a small student w
   (Esser et al., 2024, Sec. 2-3); `sdlab.flow` has its conversions to and from the other targets.
 - `lr_lambda`: linear warm-up, then cosine decay (Loshchilov & Hutter, 2017).
 
-This module is a lesson helper: it imports no other part of sdlab.
+This module is a lesson helper: of sdlab it imports only `flow` (the straight line and its velocity).
 """
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ import math
 import torch
 import torch.nn.functional as F
 from diffusers.training_utils import compute_snr
+
+from . import flow
 
 __all__ = ["vae_loss", "diffusion_loss", "flow_matching_loss", "lr_lambda"]
 
@@ -78,14 +80,13 @@ def flow_matching_loss(unet, text_encoder, latents: torch.Tensor, input_ids: tor
     """
     # 1. noise and a logit-normal time per example
     noise = torch.randn(latents.shape, generator=generator).to(latents.device)
-    t = torch.sigmoid(logit_mean + logit_std * torch.randn(latents.shape[0], generator=generator)).to(latents.device)
+    t = flow.logit_normal_timesteps(latents.shape[0], generator, logit_mean, logit_std).to(latents.device)
     # 2. the straight line from the image to the noise
-    t_ = t.reshape(-1, 1, 1, 1).to(latents.dtype)
-    noisy_latents = (1 - t_) * latents + t_ * noise
+    noisy_latents = flow.flow_sample(latents, noise, t)
     # 3. predict the velocity from x_t, t and the caption
     prompt_embeds = text_encoder(input_ids)[0]
     velocity_pred = unet(noisy_latents, t * num_train_timesteps, encoder_hidden_states=prompt_embeds).sample
-    return F.mse_loss(velocity_pred, noise - latents)
+    return F.mse_loss(velocity_pred, flow.velocity(latents, noise))
 
 
 def lr_lambda(warmup: int, total: int):

@@ -149,11 +149,17 @@ def latents_to_rgb(latents: torch.Tensor, min_side: int = 128, cols: int | None 
     return upscale(Image.fromarray(image_grid(tiles, cols or len(tiles), gap=gap)), min_side)
 
 
+def evenly_spaced(n: int, k: int) -> list[int]:
+    """k indices (fewer if n < k) spread evenly over 0..n-1, first and last included: the frames a static
+    figure shows of a widget's n."""
+    return [int(i) for i in np.unique(np.linspace(0, n - 1, min(n, k)).round())]
+
+
 def frame_strip(frames: Sequence[ImageLike], captions: Sequence[str], n: int = 6, title: str | None = None,
                 size: float = 2.2, cols: int | None = None):
     """A static figure of n evenly spaced frames (`cols` to a row; default all in one): what a widget shows,
     for readers without a kernel. Wide frames (grids of samples) read better larger, two to a row."""
-    idx = np.unique(np.linspace(0, len(frames) - 1, min(n, len(frames))).round().astype(int))
+    idx = evenly_spaced(len(frames), n)
     return show_images([to_pil(frames[i])[0] for i in idx], [captions[i] for i in idx], suptitle=title,
                        cols=cols or len(idx), size=size)
 

@@ -98,11 +98,10 @@ def show_comparer(left: Sequence, right: Sequence, captions: Sequence[str], left
                   title: str, label: str = "frame", static_frames: int = 5, size: int = 256) -> Explorer:
     """Display a comparer and, below it, a static two-row figure of the same frames."""
     import matplotlib.pyplot as plt
-    import numpy as np
 
     explorer = comparer(left, right, captions, left_title, right_title, title, label, size=size)
     display(explorer)
-    idx = np.unique(np.linspace(0, len(captions) - 1, min(static_frames, len(captions))).round().astype(int))
+    idx = viz.evenly_spaced(len(captions), static_frames)
     frames = [left[i] for i in idx] + [right[i] for i in idx]
     titles = [f"{left_title}\n{captions[i]}" for i in idx] + [f"{right_title}\n{captions[i]}" for i in idx]
     viz.show_images(frames, titles, suptitle=title, cols=len(idx))

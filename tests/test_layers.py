@@ -27,7 +27,7 @@ LAYERS = {
 }
 SAME_LAYER = {
     "sampling": {"latents", "text"}, "editing": {"latents", "sampling"}, "attention": {"grounding", "text"},
-    "finetune": {"losses"}, "grounding": set(), "flow": set(),
+    "finetune": {"losses"}, "losses": {"flow"}, "grounding": set(), "flow": set(),
     "exercise_checks": {"attention", "latents", "schedule", "text"}, "exercises": {"exercise_checks"},
     "explorer": {"viz"}, "widgets": {"viz", "explorer"},
     "sdshaped": {"gpubench"}, "cost": {"sdshaped"}, "bench": {"gpubench"},

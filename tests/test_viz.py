@@ -93,3 +93,8 @@ def test_figure_image_turns_a_chart_into_a_frame_and_closes_it():
     ax.plot([0, 1], [1, 0])
     image = viz.figure_image(fig, dpi=50)
     assert image.size == (100, 75) and image.mode == "RGB" and not plt.fignum_exists(fig.number)
+
+
+def test_evenly_spaced_keeps_both_ends_and_never_repeats():
+    assert viz.evenly_spaced(25, 6) == [0, 5, 10, 14, 19, 24]
+    assert viz.evenly_spaced(3, 6) == [0, 1, 2] and viz.evenly_spaced(1, 4) == [0]
