@@ -8,13 +8,15 @@ Layers, lowest first (each module imports only from the layers below it; tests/t
 holds the table and checks every import):
 
 - foundations: `errors`, `checks` (input checks that name the fix), `stats`, `tiny`
-  (the tiny engine's architecture), `images` (uint8 <-> [-1, 1] <-> [0, 1], written once), `shapes`
+  (the tiny engine's architecture), `tiny_flow` (the tiny-flow engine's: SD3's classes), `images`
+  (uint8 <-> [-1, 1] <-> [0, 1], written once), `shapes`
   (the world and its judge);
 - `engines`: devices, loading, `generate`;
-- lesson helpers: `schedule`, `text`, `latents`, `sampling`, `editing`, `losses`, `grounding`,
-  `attention`, `finetune`, and the exercises' checks (`exercises`, `exercise_checks`);
+- lesson helpers: `schedule`, `text`, `latents`, `sampling`, `editing`, `losses`, `flow`, `grounding`,
+  `attention`, `finetune`, `architectures` (SDXL, SD3, Flux counted on the meta device), and the
+  exercises' checks (`exercises`, `exercise_checks`);
 - presentation: `viz`, `widgets`;
-- tools with a command line: `train`, `bench`, `cost`, `gpubench`, `sdshaped`.
+- tools with a command line: `train` (with `train_flow`), `bench`, `cost`, `gpubench`, `sdshaped`.
 """
 import logging as _logging
 import os as _os

@@ -5,6 +5,7 @@ a red test.
 
     python -m sdlab.bench            # the tiny engine on this machine: a table
     python -m sdlab.bench --json     # the same figures as one JSON object
+    python -m sdlab.bench --engine tiny-flow   # the same table for SD3's transformer on the same world
     python -m sdlab.bench --gpu      # SD v1.5's architecture on a CUDA GPU (see sdlab.gpubench)
 
 Prompt adherence is read by the shapes world's judge (pixels only, no model) over (prompt,
@@ -31,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import attention, shapes, tiny
-from .engines import TINY_GUIDANCE, generate, load_pipeline
+from . import attention, shapes, tiny, tiny_flow
+from .engines import TINY_GUIDANCE, generate, is_flow, load_pipeline
 from .images import images_to_tensor, to_uint8
 from .latents import decode, encode, psnr
 from .stats import mean_interval
@@ -147,8 +148,8 @@ def run_tiny(quick: bool = False, engine: str = "tiny", device: str | None = Non
     things, prompts, seeds = single_object_set(repeats)
     if quick:
         things, prompts, seeds = things[::4], prompts[::4], seeds[::4]
-    result["parameters"] = {name: sum(p.numel() for p in getattr(pipe, name).parameters())
-                            for name in ("text_encoder", "unet", "vae")}
+    parts = ("text_encoder", "transformer" if is_flow(pipe) else "unet", "vae")
+    result["parameters"] = {name: sum(p.numel() for p in getattr(pipe, name).parameters()) for name in parts}
     result["single_object_pairs"] = len(prompts)
     result["adherence_guidance_1"] = adherence(pipe, things, prompts, seeds, 1.0)
     result["default_guidance"] = TINY_GUIDANCE
@@ -156,8 +157,9 @@ def run_tiny(quick: bool = False, engine: str = "tiny", device: str | None = Non
     things2, prompts2, seeds2 = two_object_set(45 if quick else 180)
     result["two_object_pairs"] = len(prompts2)
     result["two_object_adherence_default_guidance"] = adherence(pipe, things2, prompts2, seeds2, TINY_GUIDANCE)
-    result["attention_inside_object"] = attention_on_objects(pipe, quick)
-    result["attention_two_objects"] = attention_on_pairs(pipe, quick)
+    if not is_flow(pipe):  # the maps are the UNet's cross-attention; SD3's joint attention has none of its own
+        result["attention_inside_object"] = attention_on_objects(pipe, quick)
+        result["attention_two_objects"] = attention_on_pairs(pipe, quick)
     result["vae_psnr_db"] = vae_psnr(pipe, 64 if quick else 256)
     result["seconds_one_image_25_steps"] = seconds_per_call(pipe, 1, repeats=3 if quick else 7)
     result["seconds_batch_16_25_steps"] = seconds_per_call(pipe, 16, repeats=1 if quick else 3)
@@ -178,8 +180,9 @@ def format_table(r: dict) -> str:
         f"  guidance {r['default_guidance']:<4} (default) {pct(r['adherence_default_guidance'])}",
         f"two-object adherence, {r['two_object_pairs']} pairs, guidance {r['default_guidance']}:",
         f"  {pct(r['two_object_adherence_default_guidance'])}",
-        *_attention_lines(r.get("attention_inside_object")),
-        *_pair_lines(r.get("attention_two_objects")),
+        *(_attention_lines(r.get("attention_inside_object")) + _pair_lines(r.get("attention_two_objects"))
+          or ["cross-attention on objects: not measured (a transformer's joint attention; sdlab.attention reads "
+              "a UNet's cross-attention)"]),
         f"VAE reconstruction PSNR      {r['vae_psnr_db']:.1f} dB",
         f"one 64x64 image, 25 steps    {r['seconds_one_image_25_steps']:.3f} s",
         f"batch of 16, 25 steps        {r['seconds_batch_16_25_steps']:.3f} s",
@@ -239,6 +242,54 @@ def _architecture(result: dict) -> str:
             f"({millions('unet')})")
 
 
+def _flow_architecture(result: dict) -> str:
+    """One line on the tiny-flow transformer, read from its shipped config."""
+    cfg = json.loads((tiny_flow.FLOW_DIR / "transformer" / "config.json").read_text())
+    n = result.get("parameters", {}).get("transformer")
+    side = cfg["sample_size"] // cfg["patch_size"]
+    return (f"SD3Transformer2DModel: {cfg['num_layers']} joint (MM-DiT) blocks of width "
+            f"{cfg['num_attention_heads'] * cfg['attention_head_dim']} ({cfg['num_attention_heads']} heads), "
+            f"{cfg['patch_size']}x{cfg['patch_size']} patches of the {cfg['sample_size']}x{cfg['sample_size']}x"
+            f"{cfg['in_channels']} latents = {side * side} image tokens"
+            + (f" ({n / 1e6:.2f}M parameters)" if n else ""))
+
+
+def write_flow_model_card(result: dict) -> Path:
+    """Write the tiny-flow engine's card (README.md beside its transformer) from training.json and these figures."""
+    card = json.loads((tiny_flow.FLOW_DIR / "training.json").read_text())
+    cfg = card["config"]
+    size = sum(f.stat().st_size for f in (tiny_flow.FLOW_DIR / "transformer").rglob("*") if f.is_file())
+    text = f"""# tiny-flow: Stable Diffusion 3's denoiser and objective on the tiny engine's world
+
+A `StableDiffusion3Pipeline` whose transformer this project trained with rectified flow (Esser et al., 2024)
+on the shapes world, beside the tiny engine (`tiny-sd`), whose VAE, CLIP tokenizer and text encoder it reuses,
+frozen (the text encoder sits in both of SD3's CLIP places, with an identity projection; no T5). Load it with
+`sdlab.load_pipeline("tiny-flow")`; notebook 09 sets it beside the tiny engine.
+
+## How it was made
+- Command: `{card['command']}` (then `python -m sdlab.bench --engine tiny-flow --write-card` for the figures).
+- Denoiser: {_flow_architecture(result)}.
+- Objective: x_t = (1 - t) x_0 + t eps, predict the velocity eps - x_0 (`sdlab.losses.flow_matching_loss`),
+  t logit-normal({cfg['logit_mean']}, {cfg['logit_std']}); {cfg['steps']} steps at batch {cfg['batch_size']},
+  learning rate {cfg['lr']} (warm-up {cfg['warmup_steps']}, cosine), caption dropout {cfg['caption_dropout']},
+  EMA {cfg['ema_decay']}, on the tiny engine's {cfg['num_images']} training scenes encoded with its VAE
+  (scaling factor {card['scaling_factor']:.4f}).
+- Sampler: `FlowMatchEulerDiscreteScheduler`, shift 1.0 (SD3 uses 3.0 at 1024 px).
+- Compute time (minutes): {", ".join(f"{k} {v / 60:.1f}" for k, v in card['seconds'].items())};
+  {card['sequential_minutes']} in all, on a {card['device']} with {card['torch_threads']} torch threads.
+- Stored: the transformer only, fp16 safetensors ({size / 1e6:.1f} MB); loaded as fp32 on a CPU.
+
+## Figures (`python -m sdlab.bench --engine tiny-flow`)
+```
+{format_table(result)}
+```
+"""
+    path = tiny_flow.FLOW_DIR / "README.md"
+    path.write_text(text)
+    (tiny_flow.FLOW_DIR / "benchmark.json").write_text(json.dumps(result, indent=2) + "\n")
+    return path
+
+
 def write_model_card(result: dict) -> Path:
     """Write the tiny model's card (README.md beside its weights) from training.json and these figures."""
     card = json.loads((tiny.TINY_DIR / "training.json").read_text())
@@ -286,7 +337,7 @@ def main(argv=None) -> None:
     parser.add_argument("--gpu", action="store_true", help="SD v1.5's architecture on a CUDA GPU (fp16, 512x512)")
     parser.add_argument("--write-card", action="store_true", help="also write the figures into the tiny model's card")
     parser.add_argument("--engine", default="tiny",
-                        help="what to benchmark: 'tiny' (default) or the folder of a pipeline that "
+                        help="what to benchmark: 'tiny' (default), 'tiny-flow', or the folder of a pipeline that "
                              "`python -m sdlab.train` made, e.g. runs/tiny/pipeline")
     parser.add_argument("--device", default=None, help="e.g. cuda or cpu (default: the engine's own choice)")
     args = parser.parse_args(argv)
@@ -295,12 +346,13 @@ def main(argv=None) -> None:
 
         gpubench.main(json_output=args.json, quick=args.quick)
         return
-    if args.write_card and args.engine != "tiny":
-        parser.error("--write-card writes the shipped tiny model's card; leave --engine at 'tiny'")
+    if args.write_card and args.engine not in ("tiny", "tiny-flow"):
+        parser.error("--write-card writes a shipped engine's card; use --engine tiny or --engine tiny-flow")
     result = run_tiny(quick=args.quick, engine=args.engine, device=args.device)
     print(json.dumps(result, indent=None) if args.json else format_table(result))
     if args.write_card:
-        print(f"model card: {write_model_card(result)}")
+        write = write_flow_model_card if args.engine == "tiny-flow" else write_model_card
+        print(f"model card: {write(result)}")
 
 
 if __name__ == "__main__":

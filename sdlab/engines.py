@@ -3,11 +3,14 @@
 | engine  | what                                                    | runs on                      |
 |---------|---------------------------------------------------------|------------------------------|
 | "tiny"  | the model this project trained on the shapes world      | any CPU, offline             |
+| "tiny-flow" | the same world, VAE and text encoder with SD3's     | any CPU, offline             |
+|         | transformer and rectified flow (a StableDiffusion3Pipeline) |                           |
 | "sd15"  | Stable Diffusion v1.5 from the Hugging Face Hub         | a CUDA GPU (fp16)            |
 | "auto"  | "sd15" on a CUDA GPU whose weights are cached or        | everywhere; says which       |
 |         | reachable, else "tiny" -- or what SDLAB_ENGINE names    | it chose and why             |
 
-Any Hub id ("org/name") or local folder holding a saved SD-style pipeline works as well.
+Any Hub id ("org/name") or local folder holding a saved SD-style pipeline works as well (a folder
+saved from an SD3 pipeline loads as `StableDiffusion3Pipeline`).
 Because every engine is the same pipeline class, a notebook written once shows real Stable
 Diffusion on Colab and the tiny model in a classroom or in CI.
 
@@ -18,13 +21,14 @@ safety-checker events into messages that say what to do.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from diffusers import StableDiffusionPipeline
+from diffusers import StableDiffusion3Pipeline, StableDiffusionPipeline
 
 from . import checks
 from .errors import (
@@ -42,6 +46,8 @@ from .tiny import TINY_DIR
 SD15_MODEL_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # runwayml/stable-diffusion-v1-5 was deleted
 ENGINES = {
     "tiny": "the bundled tiny model trained on the shapes world (CPU, offline)",
+    "tiny-flow": "the tiny model's world, VAE and text encoder with SD3's transformer trained by rectified flow "
+                 "(a StableDiffusion3Pipeline; CPU, offline; notebook 09)",
     "sd15": f"Stable Diffusion v1.5 ({SD15_MODEL_ID}) from the Hugging Face Hub (CUDA GPU, fp16)",
     "auto": "sd15 on a CUDA GPU when its weights are cached or reachable, otherwise tiny",
 }
@@ -133,10 +139,24 @@ def _weights_missing(model_id: str, cause: Exception) -> WeightsNotFoundError:
         f"(underlying error: {type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''})")
 
 
+def _pipeline_class(source: str | Path):
+    """`StableDiffusion3Pipeline` for a local folder saved from one, else `StableDiffusionPipeline`."""
+    index = Path(source) / "model_index.json"
+    if index.is_file() and '"StableDiffusion3Pipeline"' in index.read_text():
+        return StableDiffusion3Pipeline
+    return StableDiffusionPipeline
+
+
 def _load(source: str | Path, device: torch.device, dtype: torch.dtype, variant: str | None = None,
           **kwargs) -> StableDiffusionPipeline:
+    cls = _pipeline_class(source)
+    if cls is StableDiffusion3Pipeline:  # parts saved as None (tiny-flow has no T5) must be passed as None again
+        index = json.loads((Path(source) / "model_index.json").read_text())
+        for part in ("text_encoder_3", "tokenizer_3", "image_encoder", "feature_extractor"):
+            if (index.get(part) or [None])[0] is None:
+                kwargs.setdefault(part, None)
     try:
-        pipe = StableDiffusionPipeline.from_pretrained(str(source), dtype=dtype, variant=variant, **kwargs)
+        pipe = cls.from_pretrained(str(source), dtype=dtype, variant=variant, **kwargs)
     except (OSError, ValueError) as err:  # LocalEntryNotFoundError and friends are OSErrors
         if variant is not None and "variant" in str(err):
             return _load(source, device, dtype, None, **kwargs)
@@ -188,6 +208,28 @@ def load_tiny(device: torch.device | str | None = None, dtype: torch.dtype | Non
     return pipe
 
 
+def load_tiny_flow(device: torch.device | str | None = None,
+                   dtype: torch.dtype | None = None) -> StableDiffusion3Pipeline:
+    """The bundled tiny-flow engine: a `StableDiffusion3Pipeline` whose transformer is in `sdlab/assets/tiny-flow`
+    and whose VAE, tokenizer and text encoder (in both CLIP places) are the tiny engine's; fp32 by default."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
+
+    from . import tiny_flow
+
+    if not (tiny_flow.FLOW_DIR / "transformer" / "config.json").is_file():
+        raise WeightsNotFoundError(
+            f"The tiny-flow engine's weights are missing from {tiny_flow.FLOW_DIR}. Reinstall sdlab "
+            f"(pip install -e .), or train them again: python -m sdlab.train --denoiser sd3-flow "
+            f"--export {tiny_flow.FLOW_DIR}")
+    base = load_tiny(device, dtype)  # the VAE, tokenizer and text encoder, on the device and in the dtype asked for
+    with _quiet_loading():
+        transformer = SD3Transformer2DModel.from_pretrained(tiny_flow.FLOW_DIR / "transformer", dtype=base.vae.dtype)
+    scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained(tiny_flow.FLOW_DIR / "scheduler")
+    pipe = tiny_flow.assemble(base.vae, tiny_flow.with_projection(base.text_encoder), base.tokenizer, transformer,
+                              scheduler)
+    return _to_device(pipe, base.device)
+
+
 def use_native_convolutions(module: torch.nn.Module, max_batch: int = 8) -> torch.nn.Module:
     """Run `module` on small batches with PyTorch's own CPU convolutions instead of oneDNN's.
 
@@ -235,6 +277,8 @@ def load_pipeline(engine: str = "auto", device: str | torch.device | None = None
             print(f"sdlab: engine 'auto' chose '{engine}': {why}")
     if engine == "tiny":
         return load_tiny(device, dtype)
+    if engine == "tiny-flow":
+        return load_tiny_flow(device, dtype)
     device = choose_device(device)
     dtype = choose_dtype(device, dtype)
     if engine == "sd15":
@@ -283,9 +327,24 @@ def _auto_engine(device) -> tuple[str, str]:
 
 # --------------------------------------------------------------------------- generating
 
+def denoiser(pipe):
+    """The pipeline's denoising network: `pipe.unet` (SD v1.5, tiny) or `pipe.transformer` (SD3, tiny-flow)."""
+    net = getattr(pipe, "unet", None)
+    net = getattr(pipe, "transformer", None) if net is None else net
+    if net is None:
+        raise InvalidInputError(f"{type(pipe).__name__} has neither a unet nor a transformer; "
+                                "pass a pipeline from sdlab.load_pipeline")
+    return net
+
+
+def is_flow(pipe) -> bool:
+    """Whether `pipe` samples by rectified flow (an SD3 pipeline: tiny-flow, SD3) rather than SD v1.5's diffusion."""
+    return isinstance(pipe, StableDiffusion3Pipeline)
+
+
 def native_size(pipe: StableDiffusionPipeline) -> int:
-    """The image side the pipeline was trained at: 64 for tiny, 512 for SD v1.5."""
-    return pipe.unet.config.sample_size * pipe.vae_scale_factor
+    """The image side the pipeline was trained at: 64 for tiny and tiny-flow, 512 for SD v1.5."""
+    return denoiser(pipe).config.sample_size * pipe.vae_scale_factor
 
 
 def check_prompt(pipe: StableDiffusionPipeline, prompt: str | Sequence[str], name: str = "prompt") -> list[str]:
@@ -361,7 +420,7 @@ TOLERANCES = {
 
 def tolerance(pipe: StableDiffusionPipeline, kind: str = "same") -> dict[str, float]:
     """rtol/atol for `torch.testing.assert_close` at the pipeline's dtype (bf16 counts as fp16)."""
-    dtype = torch.float32 if pipe.unet.dtype == torch.float32 else torch.float16
+    dtype = torch.float32 if denoiser(pipe).dtype == torch.float32 else torch.float16
     checks.choice(kind, "kind", sorted({k for k, _ in TOLERANCES}))
     return dict(TOLERANCES[kind, dtype])
 
@@ -419,6 +478,9 @@ def generate(pipe: StableDiffusionPipeline, prompt: str | Sequence[str] | None =
         height, width: image size in pixels, multiples of 8 (default: the engine's native size).
         **kwargs: passed on to the pipeline (e.g. `callback_on_step_end`, `output_type`).
     """
+    if prompt_embeds is not None and is_flow(pipe):
+        raise InvalidInputError("An SD3 pipeline needs pooled_prompt_embeds beside prompt_embeds: call pipe(...) with "
+                                "both from pipe.encode_prompt(...), or give a prompt.")
     if prompt_embeds is not None:
         if prompt is not None:
             raise InvalidInputError("Give prompt or prompt_embeds, not both: "
@@ -444,6 +506,10 @@ def generate(pipe: StableDiffusionPipeline, prompt: str | Sequence[str] | None =
     width = native_size(pipe) if width is None else width
     guidance_scale = default_guidance(pipe) if guidance_scale is None else guidance_scale
     check_call(pipe, height, width, num_inference_steps, guidance_scale, num_images_per_prompt)
+    if is_flow(pipe) and pipe.text_encoder_3 is None:  # no T5: the zeros in its place, as many as in training
+        from .tiny_flow import MAX_SEQUENCE_LENGTH
+
+        kwargs.setdefault("max_sequence_length", MAX_SEQUENCE_LENGTH)
     try:
         out = pipe(prompt, negative_prompt=negative_prompt, height=height, width=width,
                    num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,

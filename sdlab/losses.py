@@ -69,24 +69,25 @@ def diffusion_loss(unet, text_encoder, latents: torch.Tensor, input_ids: torch.T
     return (per_example * weights).mean()
 
 
-def flow_matching_loss(unet, text_encoder, latents: torch.Tensor, input_ids: torch.Tensor,
-                       generator: torch.Generator | None = None, logit_mean: float = 0.0, logit_std: float = 1.0,
+def flow_matching_loss(predict, latents: torch.Tensor, generator: torch.Generator | None = None,
+                       logit_mean: float = 0.0, logit_std: float = 1.0,
                        num_train_timesteps: int = 1000) -> torch.Tensor:
     """Rectified flow on scaled latents, as SD3 trains (Esser et al., 2024): predict the velocity.
 
     Symbols: x_0 = `latents`, epsilon = `noise`, t in (0, 1) logit-normal (their Sec. 3.1: t = sigmoid(u),
-    u ~ N(logit_mean, logit_std^2)), x_t = (1 - t) x_0 + t epsilon, target u = epsilon - x_0. The denoiser sees
-    t * num_train_timesteps, the timestep `FlowMatchEulerDiscreteScheduler` hands it when sampling.
+    u ~ N(logit_mean, logit_std^2)), x_t = (1 - t) x_0 + t epsilon, target u = epsilon - x_0.
+
+    `predict(x_t, timesteps)` is the denoiser with its conditioning bound: a UNet with the prompt's embeddings,
+    or SD3's transformer with its pooled embedding too. It sees t * num_train_timesteps, the timestep
+    `FlowMatchEulerDiscreteScheduler` hands it when sampling.
     """
     # 1. noise and a logit-normal time per example
     noise = torch.randn(latents.shape, generator=generator).to(latents.device)
     t = flow.logit_normal_timesteps(latents.shape[0], generator, logit_mean, logit_std).to(latents.device)
     # 2. the straight line from the image to the noise
     noisy_latents = flow.flow_sample(latents, noise, t)
-    # 3. predict the velocity from x_t, t and the caption
-    prompt_embeds = text_encoder(input_ids)[0]
-    velocity_pred = unet(noisy_latents, t * num_train_timesteps, encoder_hidden_states=prompt_embeds).sample
-    return F.mse_loss(velocity_pred, flow.velocity(latents, noise))
+    # 3. predict the velocity from x_t and t (and the caption the denoiser was given)
+    return F.mse_loss(predict(noisy_latents, t * num_train_timesteps), flow.velocity(latents, noise))
 
 
 def lr_lambda(warmup: int, total: int):

@@ -31,13 +31,13 @@ every few minutes, and `--resume` make a stopped run lose nothing.
     python -m sdlab.train                      # the full run that made the shipped weights
     python -m sdlab.train --resume             # carry on where a stopped run left off
     python -m sdlab.train --vae-steps 50 --unet-steps 50 --out runs/quick   # a smoke test
+    python -m sdlab.train --denoiser sd3-flow  # the tiny-flow engine instead (sdlab.train_flow)
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import copy
-import csv
 import json
 import math
 import shutil
@@ -55,16 +55,13 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 from transformers import CLIPTextModel
 
-from . import grounding, latents, shapes, tiny
+from . import grounding, shapes, tiny
 from .attention import capture_cross_attention
 from .engines import TINY_GUIDANCE
 from .images import images_to_tensor
 from .losses import diffusion_loss, lr_lambda, vae_loss
+from .stages import SEED_OFFSETS, RngState, Stage, caption_for, encode_dataset, finished
 from .text import tokenize
-
-# Each stage draws its own random numbers from the run's seed plus its offset, so that changing one
-# stage (more VAE steps, say) leaves the others' draws as they were.
-SEED_OFFSETS = {"vae": 1, "dataset": 2, "unet": 3, "decoder": 4}
 
 
 @dataclass
@@ -98,65 +95,13 @@ class TrainConfig:
     sample_prompts: int = 32
 
 
-# --------------------------------------------------------------------------- bookkeeping
-
-class Stage:
-    """Checkpoints (accelerate's save_state), a CSV loss log and a progress bar for one stage."""
-
-    def __init__(self, accelerator: Accelerator, folder: Path, total: int, every_minutes: float):
-        self.accelerator, self.folder, self.total = accelerator, folder, total
-        self.every = every_minutes * 60
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.step = 0
-        self.seconds = 0.0  # time spent in this stage's steps, summed over resumed runs
-        self.ckpt = folder / "checkpoint"
-        self.log_path = folder / "log.csv"
-        self.last_save = self.last_tick = time.time()
-
-    def resume(self) -> int:
-        if (self.ckpt / "step.json").exists():
-            self.accelerator.load_state(str(self.ckpt))
-            saved = json.loads((self.ckpt / "step.json").read_text())
-            self.step, self.seconds = saved["step"], saved.get("seconds", 0.0)
-            self.last_tick = time.time()
-            self.accelerator.print(f"resumed {self.folder.name} at step {self.step}")
-            if self.log_path.exists() and self.accelerator.is_main_process:  # drop rows the checkpoint does not cover
-                lines = self.log_path.read_text().splitlines(keepends=True)
-                kept = [line for line in lines[1:] if int(line.split(",")[0]) <= self.step]
-                self.log_path.write_text("".join(lines[:1] + kept))
-        return self.step
-
-    def save(self):
-        self.accelerator.save_state(str(self.ckpt))
-        if self.accelerator.is_main_process:
-            (self.ckpt / "step.json").write_text(json.dumps({"step": self.step, "seconds": round(self.seconds, 1)}))
-        self.last_save = time.time()
-
-    def log(self, **values):
-        if not self.accelerator.is_main_process:
-            return
-        new = not self.log_path.exists()
-        with self.log_path.open("a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=["step", "time", *values])
-            if new:
-                w.writeheader()
-            w.writerow({"step": self.step, "time": round(time.time(), 1), **values})
-
-    def tick(self):
-        self.step += 1
-        now = time.time()
-        self.seconds, self.last_tick = self.seconds + now - self.last_tick, now
-        if time.time() - self.last_save > self.every:
-            self.save()
-
-
 # --------------------------------------------------------------------------- stage 1
 
 def _train_autoencoder(cfg: TrainConfig, name: str, stage_id: int, vae: AutoencoderKL, steps: int, lr: float,
                        kl_weight: float, resume: bool) -> AutoencoderKL:
     """The loop shared by stage 1 (the whole VAE) and stage 3 (the decoder, encoder frozen)."""
     out = Path(cfg.out) / name
-    if _finished(out, steps):
+    if finished(out, steps):
         return AutoencoderKL.from_pretrained(out / "final")
     accelerator = Accelerator()  # one per stage, so that each stage's checkpoint holds only its own state
     params = [p for p in vae.parameters() if p.requires_grad]
@@ -164,7 +109,7 @@ def _train_autoencoder(cfg: TrainConfig, name: str, stage_id: int, vae: Autoenco
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(min(100, steps // 10 + 1), steps))
     vae, opt, sched = accelerator.prepare(vae, opt, sched)
     stage = Stage(accelerator, out, steps, cfg.checkpoint_minutes)
-    accelerator.register_for_checkpointing(stage_rng := _RngState(cfg.seed + stage_id))
+    accelerator.register_for_checkpointing(stage_rng := RngState(cfg.seed + stage_id))
     if resume:
         stage.resume()
     bar = tqdm(total=steps, initial=stage.step, desc=name, disable=not accelerator.is_local_main_process)
@@ -214,72 +159,7 @@ def train_decoder(cfg: TrainConfig, vae: AutoencoderKL, resume: bool) -> Autoenc
                               resume)
 
 
-def _finished(out: Path, steps: int) -> bool:
-    """A stage is finished when its final weights exist and its checkpoint reached `steps`."""
-    step_file = out / "checkpoint" / "step.json"
-    return (out / "final").is_dir() and step_file.exists() and json.loads(step_file.read_text())["step"] >= steps
-
-
-class _RngState:
-    """A torch.Generator that accelerate checkpoints with the rest of the state."""
-
-    def __init__(self, seed: int):
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def state_dict(self):
-        return {"state": self.generator.get_state()}
-
-    def load_state_dict(self, state):
-        self.generator.set_state(state["state"])
-
-
 # --------------------------------------------------------------------------- latents
-
-def scene_masks(scenes: list[shapes.Scene], grid: tuple[int, int]) -> torch.Tensor:
-    """(n, 2, h, w) fp16: how much of each latent cell each object covers (zeros: no second object)."""
-    masks = torch.zeros(len(scenes), 2, *grid, dtype=torch.float16)
-    for i, scene in enumerate(scenes):
-        for k, mask in enumerate(scene.masks):
-            masks[i, k] = torch.from_numpy(grounding.cell_coverage(mask, grid))
-    return masks
-
-
-@torch.no_grad()
-def encode_dataset(vae, cfg: TrainConfig) -> dict:
-    """Draw `num_images` scenes once and keep their posterior mean and std (8x8x4 each), and the
-    objects' masks on the latent grid (for the grounding loss)."""
-    path = Path(cfg.out) / "latents.pt"
-    if path.exists():
-        data = torch.load(path)
-        if "masks" not in data:  # saved before the grounding loss: the same scenes, drawn again
-            scenes = shapes.sample(cfg.num_images, seed=cfg.seed + SEED_OFFSETS["dataset"], p_two=cfg.p_two)
-            if data["things"] != [[asdict(t) for t in s.things] for s in scenes]:
-                raise ValueError(f"{path} holds other scenes than this config draws; delete it to encode again")
-            data["masks"] = scene_masks(scenes, tuple(data["mean"].shape[-2:]))
-            torch.save(data, path)
-        return data
-    t0 = time.time()
-    scenes = shapes.sample(cfg.num_images, seed=cfg.seed + SEED_OFFSETS["dataset"], p_two=cfg.p_two)
-    vae.eval()
-    mean, std = latents.posterior(vae, images_to_tensor(shapes.batch(scenes)[0]), batch_size=256)
-    data = {"mean": mean.cpu(), "std": std.cpu(),
-            "things": [[asdict(t) for t in s.things] for s in scenes]}
-    data["masks"] = scene_masks(scenes, tuple(data["mean"].shape[-2:]))
-    # SD's scaling factor: 1 / std of the latents, so that the diffusion model sees unit variance
-    sample = data["mean"] + data["std"] * torch.randn_like(data["std"])
-    data["scaling_factor"] = float(1.0 / sample.flatten().std())
-    data["seconds"] = round(time.time() - t0, 1)
-    torch.save(data, path)
-    return data
-
-
-def caption_for(things: list[dict], rng: np.random.Generator) -> str:
-    """A fresh wording of a stored scene's caption (new wording every epoch)."""
-    things = [shapes.Thing(**t) for t in things]
-    if len(things) == 2:
-        return shapes.describe_pair(things[0], things[1], rng)
-    return shapes.describe(things[0], rng)
-
 
 # --------------------------------------------------------------------------- samples
 
@@ -352,7 +232,7 @@ def train_unet(cfg: TrainConfig, data: dict, resume: bool, vae: AutoencoderKL | 
     """
     out = Path(cfg.out) / "unet"
     tokenizer = tiny.load_tokenizer()
-    if _finished(out, cfg.unet_steps):
+    if finished(out, cfg.unet_steps):
         return (tokenizer, CLIPTextModel.from_pretrained(out / "final" / "text_encoder"),
                 UNet2DConditionModel.from_pretrained(out / "final" / "unet"))
     accelerator = Accelerator()
@@ -363,7 +243,7 @@ def train_unet(cfg: TrainConfig, data: dict, resume: bool, vae: AutoencoderKL | 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.warmup_steps, cfg.unet_steps))
     ema = EMAModel(params, decay=cfg.ema_decay, foreach=True)  # one fused update, not one per tensor
     text_encoder, unet, opt, sched = accelerator.prepare(text_encoder, unet, opt, sched)
-    rng_state = _RngState(cfg.seed + SEED_OFFSETS["unet"])
+    rng_state = RngState(cfg.seed + SEED_OFFSETS["unet"])
     accelerator.register_for_checkpointing(ema, rng_state)
     stage = Stage(accelerator, out, cfg.unet_steps, cfg.checkpoint_minutes)
     if resume:
@@ -477,6 +357,9 @@ def export(pipe: StableDiffusionPipeline, folder: Path, card: dict, samples: Pat
 
 
 STAGES = ("vae", "encode", "decoder", "unet")
+DENOISERS = {"unet": "the tiny engine: VAE, text encoder and UNet on the noise-prediction objective (this module)",
+             "sd3-flow": "the tiny-flow engine: SD3's transformer on rectified flow, with the tiny engine's frozen "
+                         "VAE and text encoder (sdlab.train_flow; --help after it lists its options)"}
 
 
 def stage_seconds(out: Path) -> dict[str, float]:
@@ -492,7 +375,15 @@ def stage_seconds(out: Path) -> dict[str, float]:
 
 
 def main(argv=None) -> None:
+    which = argparse.ArgumentParser(add_help=False)
+    which.add_argument("--denoiser", choices=DENOISERS, default="unet")
+    chosen, rest = which.parse_known_args(argv)
+    if chosen.denoiser == "sd3-flow":
+        from . import train_flow
+        return train_flow.main(rest)
     parser = argparse.ArgumentParser(prog="python -m sdlab.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--denoiser", choices=DENOISERS, default="unet",
+                        help="; ".join(f"{name}: {what}" for name, what in DENOISERS.items()))
     for field, default in asdict(TrainConfig()).items():
         parser.add_argument("--" + field.replace("_", "-"), type=type(default), default=default)
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
@@ -518,7 +409,7 @@ def main(argv=None) -> None:
     if "encode" in stages or "unet" in stages:
         accelerator = Accelerator()
         with accelerator.main_process_first():  # one process encodes; the others then read latents.pt
-            data = encode_dataset(vae.to(accelerator.device), cfg)
+            data = encode_dataset(vae.to(accelerator.device), cfg.out, cfg.num_images, cfg.seed, cfg.p_two)
     decoder_vae = train_decoder(cfg, vae, args.resume) if "decoder" in stages else None
     if "unet" not in stages:
         print(f"stages {stages} done; run the rest (e.g. --stages unet --resume) to assemble the pipeline")

@@ -17,20 +17,23 @@ PACKAGE = Path(sdlab.__file__).resolve().parent
 # modules listed in SAME_LAYER (so that the lessons stay a readable, acyclic web).
 LAYERS = {
     "errors": {"errors"},  # every module may raise sdlab's errors
-    "foundations": {"checks", "stats", "tiny", "images", "shapes"},
+    "foundations": {"checks", "stats", "tiny", "tiny_flow", "images", "shapes"},
     "engines": {"engines"},
     "lessons": {"schedule", "text", "latents", "sampling", "editing", "losses", "grounding", "attention",
-                "finetune", "flow", "exercise_checks", "exercises"},
+                "finetune", "flow", "architectures", "exercise_checks", "exercises"},
     "presentation": {"viz", "explorer", "widgets"},
-    "tools": {"gpubench", "sdshaped", "cost", "train", "bench"},
+    "tools": {"gpubench", "sdshaped", "cost", "stages", "train", "train_flow", "bench"},
     "package": {"__init__"},
 }
 SAME_LAYER = {
     "sampling": {"latents", "text"}, "editing": {"latents", "sampling"}, "attention": {"grounding", "text"},
+    "tiny_flow": {"tiny"}, "architectures": {"latents"},
     "finetune": {"losses"}, "losses": {"flow"}, "grounding": set(), "flow": set(),
     "exercise_checks": {"attention", "latents", "schedule", "text"}, "exercises": {"exercise_checks"},
     "explorer": {"viz"}, "widgets": {"viz", "explorer"},
     "sdshaped": {"gpubench"}, "cost": {"sdshaped"}, "bench": {"gpubench"},
+    # train's command line hands `--denoiser sd3-flow` over to train_flow; both keep their runs with stages
+    "stages": set(), "train_flow": {"stages"}, "train": {"stages", "train_flow"},
 }
 
 
