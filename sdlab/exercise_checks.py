@@ -23,9 +23,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-from diffusers import DDIMScheduler, SchedulerMixin, StableDiffusionImg2ImgPipeline
+from diffusers import DDIMScheduler, FlowMatchEulerDiscreteScheduler, SchedulerMixin, StableDiffusionImg2ImgPipeline
 from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg, retrieve_timesteps
 
+from . import architectures, flow
 from .attention import mass_inside, pair_attention
 from .latents import decode, psnr
 from .schedule import first_timestep_below, snr
@@ -588,3 +589,39 @@ def own_and_other(answer, *, pipe, pair) -> bool:
         return _note("the model did not draw both objects for this pair and seed: try another pair")
     expected = (binding["own"]["colour"][0], binding["other"]["colour"][0])
     return bool(np.allclose(np.asarray(answer, dtype=float), expected, rtol=0.05))
+
+
+# --------------------------------------------------------------------------- 09 after v1.5
+
+def eps_of_velocity(answer: Callable) -> bool:
+    """09.1: `answer(x_t, u, t)` gives the noise back from a predicted velocity: eps = x_t + (1 - t) u, compared with
+    `flow.eps_from_velocity` on random tensors at several times."""
+    g = torch.Generator().manual_seed(9)
+    for t in (0.1, 0.5, 0.9):
+        x_t, u = torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 4, 8, 8, generator=g)
+        got = answer(x_t, u, t)
+        if not (isinstance(got, torch.Tensor) and got.shape == x_t.shape):
+            return _note("return a tensor of x_t's shape")
+        if not torch.allclose(got, flow.eps_from_velocity(x_t, u, t), atol=1e-5):
+            return False
+    return True
+
+
+def shifted_sigmas(answer, *, num_inference_steps: int, shift: float) -> bool:
+    """09.2: `answer` lists the flow times (without the final 0) of `FlowMatchEulerDiscreteScheduler(shift=shift)`
+    for `num_inference_steps` steps, as diffusers computes them."""
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=shift)
+    scheduler.set_timesteps(num_inference_steps)
+    expected = scheduler.sigmas[:-1].numpy()
+    got = np.asarray(answer, dtype=float)
+    return got.shape == expected.shape and bool(np.allclose(got, expected, atol=2e-3))
+
+
+def single_stream_share(answer) -> bool:
+    """09.3: `answer` is the fraction of FLUX.1 [dev]'s transformer parameters in its single-stream blocks, counted
+    on the meta device."""
+    if not _is_number(answer) or not 0 < answer < 1:
+        return _note("answer a fraction between 0 and 1")
+    flux = architectures.build_denoiser("FLUX.1 dev")
+    share = architectures.count_parameters(flux.single_transformer_blocks) / architectures.count_parameters(flux)
+    return bool(abs(answer - share) < 5e-3)

@@ -168,6 +168,13 @@ EXERCISES: dict[str, Exercise] = {
     "08.4": Exercise(exercise_checks.own_and_other,
                      "pair_attention returns arrays over the objects it measured; the first object's colour word "
                      "is element 0 of binding['own']['colour'] and of binding['other']['colour']"),
+    "09.1": Exercise(exercise_checks.eps_of_velocity,
+                     "x_t = (1 - t) x_0 + t eps and u = eps - x_0: eliminate x_0"),
+    "09.2": Exercise(exercise_checks.shifted_sigmas,
+                     "t = np.linspace(1, 0.001, 4), then shift * t / (1 + (shift - 1) * t); a list of 4 numbers"),
+    "09.3": Exercise(exercise_checks.single_stream_share,
+                     "count the parameters of flux.single_transformer_blocks and of flux with "
+                     "architectures.count_parameters"),
 }
 
 

@@ -60,7 +60,8 @@ def plot_rates(ax, steps: Sequence[float], rates: dict[str, Sequence[tuple[float
         r, lo, hi = (np.array(v) for v in zip(*values, strict=True))
         shift = (k - (len(rates) - 1) / 2) * dodge * span
         xs = x * 10 ** shift if log else x + shift
-        ax.errorbar(xs, r, yerr=[r - lo, hi - r], marker="o", ms=4, capsize=3, color=f"C{k}", label=name)
+        yerr = np.clip([r - lo, hi - r], 0, None)  # a rate of 0 or 1 may sit a rounding error outside its interval
+        ax.errorbar(xs, r, yerr=yerr, marker="o", ms=4, capsize=3, color=f"C{k}", label=name)
         if chance and name in chance:
             ax.axhline(chance[name], color=f"C{k}", ls=":", lw=1)
     ax.set_ylim(-0.03, 1.03)

@@ -29,7 +29,8 @@ SAME_LAYER = {
     "sampling": {"latents", "text"}, "editing": {"latents", "sampling"}, "attention": {"grounding", "text"},
     "tiny_flow": {"tiny"}, "architectures": {"latents"},
     "finetune": {"losses"}, "losses": {"flow"}, "grounding": set(), "flow": set(),
-    "exercise_checks": {"attention", "latents", "schedule", "text"}, "exercises": {"exercise_checks"},
+    "exercise_checks": {"architectures", "attention", "flow", "latents", "schedule", "text"},
+    "exercises": {"exercise_checks"},
     "explorer": {"viz"}, "widgets": {"viz", "explorer"},
     "sdshaped": {"gpubench"}, "cost": {"sdshaped"}, "bench": {"gpubench"},
     # train's command line hands `--denoiser sd3-flow` over to train_flow; both keep their runs with stages
