@@ -82,6 +82,16 @@ def finished(out: Path, steps: int) -> bool:
     return (out / "final").is_dir() and step_file.exists() and json.loads(step_file.read_text())["step"] >= steps
 
 
+def optimizer_step(accelerator: Accelerator, loss: torch.Tensor, params, opt, sched, max_norm: float = 1.0) -> None:
+    """Backpropagate `loss`, clip the gradients' norm to `max_norm`, step the optimiser and its learning-rate
+    schedule, and clear the gradients (call it inside `accelerator.accumulate`)."""
+    accelerator.backward(loss)
+    accelerator.clip_grad_norm_(params, max_norm)
+    opt.step()
+    sched.step()
+    opt.zero_grad()
+
+
 class RngState:
     """A torch.Generator that accelerate checkpoints with the rest of the state."""
 

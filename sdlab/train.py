@@ -60,7 +60,7 @@ from .attention import capture_cross_attention
 from .engines import TINY_GUIDANCE
 from .images import images_to_tensor
 from .losses import diffusion_loss, lr_lambda, vae_loss
-from .stages import SEED_OFFSETS, RngState, Stage, caption_for, encode_dataset, finished
+from .stages import SEED_OFFSETS, RngState, Stage, caption_for, encode_dataset, finished, optimizer_step
 from .text import tokenize
 
 
@@ -298,11 +298,7 @@ def train_unet(cfg: TrainConfig, data: dict, resume: bool, vae: AutoencoderKL | 
                 token_loss = grounding.token_loss(maps.mean(), target.to(accelerator.device),
                                                   supervised.to(accelerator.device))
                 loss = loss + cfg.grounding_weight * token_loss
-            accelerator.backward(loss)
-            accelerator.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad()
+            optimizer_step(accelerator, loss, params, opt, sched)
         ema.step(params)
         stage.tick()
         if stage.step % 10 == 0:

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from . import tiny_flow
 from .engines import load_tiny
 from .losses import flow_matching_loss, lr_lambda
-from .stages import SEED_OFFSETS, RngState, Stage, caption_for, encode_dataset, finished
+from .stages import SEED_OFFSETS, RngState, Stage, caption_for, encode_dataset, finished, optimizer_step
 
 SEED_OFFSET = 5  # this stage's random numbers: the run's seed plus this (sdlab.train's stages use 1-4)
 
@@ -99,11 +99,7 @@ def train_transformer(cfg: FlowTrainConfig, pipe, data: dict, resume: bool) -> S
 
         with accelerator.accumulate(transformer):
             loss = flow_matching_loss(predict, latents, rng_state.generator, cfg.logit_mean, cfg.logit_std)
-            accelerator.backward(loss)
-            accelerator.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad()
+            optimizer_step(accelerator, loss, params, opt, sched)
         ema.step(params)
         stage.tick()
         if stage.step % 10 == 0:
