@@ -171,7 +171,7 @@ EXERCISES: dict[str, Exercise] = {
     "09.1": Exercise(exercise_checks.eps_of_velocity,
                      "x_t = (1 - t) x_0 + t eps and u = eps - x_0: eliminate x_0"),
     "09.2": Exercise(exercise_checks.shifted_sigmas,
-                     "t = np.linspace(1, 0.001, 4), then shift * t / (1 + (shift - 1) * t); a list of 4 numbers"),
+                     "space evenly from 1 to the shifted 0.001, then shift: s t / (1 + (s - 1) t); 4 numbers"),
     "09.3": Exercise(exercise_checks.single_stream_share,
                      "count the parameters of flux.single_transformer_blocks and of flux with "
                      "architectures.count_parameters"),
