@@ -284,10 +284,7 @@ frozen (the text encoder sits in both of SD3's CLIP places, with an identity pro
 {format_table(result)}
 ```
 """
-    path = tiny_flow.FLOW_DIR / "README.md"
-    path.write_text(text)
-    (tiny_flow.FLOW_DIR / "benchmark.json").write_text(json.dumps(result, indent=2) + "\n")
-    return path
+    return _write_card(tiny_flow.FLOW_DIR, text, result)
 
 
 def write_model_card(result: dict) -> Path:
@@ -323,9 +320,14 @@ captions such as "a large red circle on the left". Load it with `sdlab.load_pipe
 {format_table(result)}
 ```
 """
-    path = tiny.TINY_DIR / "README.md"
+    return _write_card(tiny.TINY_DIR, text, result)
+
+
+def _write_card(folder: Path, text: str, result: dict) -> Path:
+    """The card as README.md beside the weights, and its figures as benchmark.json."""
+    path = folder / "README.md"
     path.write_text(text)
-    (tiny.TINY_DIR / "benchmark.json").write_text(json.dumps(result, indent=2) + "\n")
+    (folder / "benchmark.json").write_text(json.dumps(result, indent=2) + "\n")
     return path
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from diffusers import StableDiffusion3Pipeline, StableDiffusionPipeline
 
-from . import checks
+from . import checks, tiny_flow
 from .errors import (
     DeviceNotAvailableError,
     InvalidInputError,
@@ -139,19 +139,13 @@ def _weights_missing(model_id: str, cause: Exception) -> WeightsNotFoundError:
         f"(underlying error: {type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''})")
 
 
-def _pipeline_class(source: str | Path):
-    """`StableDiffusion3Pipeline` for a local folder saved from one, else `StableDiffusionPipeline`."""
-    index = Path(source) / "model_index.json"
-    if index.is_file() and '"StableDiffusion3Pipeline"' in index.read_text():
-        return StableDiffusion3Pipeline
-    return StableDiffusionPipeline
-
-
 def _load(source: str | Path, device: torch.device, dtype: torch.dtype, variant: str | None = None,
           **kwargs) -> StableDiffusionPipeline:
-    cls = _pipeline_class(source)
-    if cls is StableDiffusion3Pipeline:  # parts saved as None (tiny-flow has no T5) must be passed as None again
-        index = json.loads((Path(source) / "model_index.json").read_text())
+    path = Path(source) / "model_index.json"  # a local folder says its class; a Hub id is SD v1.5-style
+    index = json.loads(path.read_text()) if path.is_file() else {}
+    sd3 = index.get("_class_name") == "StableDiffusion3Pipeline"
+    cls = StableDiffusion3Pipeline if sd3 else StableDiffusionPipeline
+    if sd3:  # parts saved as None (tiny-flow has no T5) must be passed as None again
         for part in ("text_encoder_3", "tokenizer_3", "image_encoder", "feature_extractor"):
             if (index.get(part) or [None])[0] is None:
                 kwargs.setdefault(part, None)
@@ -213,8 +207,6 @@ def load_tiny_flow(device: torch.device | str | None = None,
     """The bundled tiny-flow engine: a `StableDiffusion3Pipeline` whose transformer is in `sdlab/assets/tiny-flow`
     and whose VAE, tokenizer and text encoder (in both CLIP places) are the tiny engine's; fp32 by default."""
     from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
-
-    from . import tiny_flow
 
     if not (tiny_flow.FLOW_DIR / "transformer" / "config.json").is_file():
         raise WeightsNotFoundError(
@@ -507,9 +499,7 @@ def generate(pipe: StableDiffusionPipeline, prompt: str | Sequence[str] | None =
     guidance_scale = default_guidance(pipe) if guidance_scale is None else guidance_scale
     check_call(pipe, height, width, num_inference_steps, guidance_scale, num_images_per_prompt)
     if is_flow(pipe) and pipe.text_encoder_3 is None:  # no T5: the zeros in its place, as many as in training
-        from .tiny_flow import MAX_SEQUENCE_LENGTH
-
-        kwargs.setdefault("max_sequence_length", MAX_SEQUENCE_LENGTH)
+        kwargs.setdefault("max_sequence_length", tiny_flow.MAX_SEQUENCE_LENGTH)
     try:
         out = pipe(prompt, negative_prompt=negative_prompt, height=height, width=width,
                    num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
